@@ -1,0 +1,62 @@
+"""Broadcast sessions over API Gateway WebSockets.
+
+Wiring only: each handler reads its event and calls one method in chalicelib.
+Configuration is read and validated here, once, at cold start.
+"""
+
+from chalice import Chalice
+
+from chalicelib.authorizer import authorize
+from chalicelib.events import authorizer_user_id, endpoint_for, query_parameters
+from chalicelib.lifecycle import ConnectRequest, Welcome
+from chalicelib.responses import connect_accepted, connect_refusal
+from chalicelib.runtime import Runtime
+
+app = Chalice(app_name="broadcast")
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+
+runtime = Runtime.from_environ()
+app.log.setLevel(runtime.config.log_level)
+
+
+@app.lambda_function(name="authorizer")
+def authorizer(event, context):
+    """REQUEST authorizer for $connect (API Gateway passes no identity sources)."""
+    return authorize(event, runtime.verifier)
+
+
+@app.on_ws_connect()
+def on_ws_connect(event):
+    raw = event.to_dict()
+    try:
+        runtime.lifecycle.connect(
+            ConnectRequest(
+                connection_id=event.connection_id,
+                query=query_parameters(raw),
+                endpoint=endpoint_for(raw, runtime.config),
+                user_id=authorizer_user_id(raw),
+            )
+        )
+    except Exception as exc:  # every refusal, expected or not, is a status + code
+        return connect_refusal(exc)
+    return connect_accepted()
+
+
+@app.lambda_function(name="deliver_welcome")
+def deliver_welcome(event, context):
+    """Invoked asynchronously by $connect: sends the connection's first message."""
+    return {"delivered": runtime.lifecycle.deliver_welcome(Welcome.from_payload(event))}
+
+
+@app.on_ws_message()
+def on_ws_message(event):
+    runtime.lifecycle.handle_message(
+        event.connection_id, event.body, endpoint_for(event.to_dict(), runtime.config)
+    )
+
+
+@app.on_ws_disconnect()
+def on_ws_disconnect(event):
+    runtime.lifecycle.disconnect(
+        event.connection_id, endpoint_for(event.to_dict(), runtime.config)
+    )

@@ -1,0 +1,100 @@
+"""The one exception hierarchy of the service.
+
+Each subclass carries the wire ``code`` and the HTTP ``status`` used when it refuses
+a ``$connect``; after the handshake the same code travels in an ``error`` message.
+They become responses in exactly one place (:mod:`chalicelib.responses`).
+"""
+
+from __future__ import annotations
+
+
+class BroadcastError(Exception):
+    code = "INTERNAL_ERROR"
+    status = 500
+    default_message = "internal error"
+
+    def __init__(self, message: str = "") -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+    def to_body(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+# -- 400: the request itself is wrong -------------------------------------------
+class BadRequest(BroadcastError):
+    status = 400
+
+
+class MissingParameter(BadRequest):
+    code = "MISSING_PARAMETER"
+
+
+class InvalidSessionId(BadRequest):
+    code = "INVALID_SESSION_ID"
+    default_message = "sessionId must look like faithful-shepherd-427"
+
+
+class InvalidLanguage(BadRequest):
+    code = "INVALID_LANGUAGE"
+
+
+class UnsupportedLanguage(BadRequest):
+    code = "UNSUPPORTED_LANGUAGE"
+
+
+class InvalidQualityTier(BadRequest):
+    code = "INVALID_QUALITY_TIER"
+
+
+class InvalidAction(BadRequest):
+    code = "INVALID_ACTION"
+
+
+class InvalidParameter(BadRequest):
+    code = "INVALID_PARAMETER"
+
+
+class InvalidMessage(BadRequest):
+    code = "INVALID_MESSAGE"
+
+
+class UnknownAction(BadRequest):
+    code = "UNKNOWN_ACTION"
+
+
+# -- 401 / 403: who is asking ---------------------------------------------------
+class Unauthorized(BroadcastError):
+    code = "UNAUTHORIZED"
+    status = 401
+    default_message = "a valid speaker token is required"
+
+
+class Forbidden(BroadcastError):
+    code = "FORBIDDEN"
+    status = 403
+    default_message = "this role may not do that"
+
+
+# -- 404 / 503: the state of the world ------------------------------------------
+class SessionNotFound(BroadcastError):
+    code = "SESSION_NOT_FOUND"
+    status = 404
+    default_message = "no active session with this id"
+
+
+class SessionFull(BroadcastError):
+    code = "SESSION_FULL"
+    status = 503
+    default_message = "the session has reached its listener limit"
+
+
+class ServiceUnavailable(BroadcastError):
+    code = "SERVICE_UNAVAILABLE"
+    status = 503
+    default_message = "the state store is unavailable, retry shortly"
+
+
+class SessionIdExhausted(ServiceUnavailable):
+    code = "SERVICE_UNAVAILABLE"
+    default_message = "could not allocate a session id, retry shortly"

@@ -1,0 +1,61 @@
+"""Concurrent delivery of one message to many connections, with a bounded pool."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Optional
+
+import attrs
+
+from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
+from chalicelib.records import Connection
+
+logger = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class FanoutResult:
+    delivered: int = 0
+    gone: int = 0
+    failed: int = 0
+
+    def to_dict(self) -> dict:
+        return {"delivered": self.delivered, "gone": self.gone, "failed": self.failed}
+
+
+def fan_out(
+    api: ConnectionsApi,
+    connections: Iterable[Connection],
+    message: dict,
+    *,
+    concurrency: int,
+    on_gone: Optional[Callable[[Connection], None]] = None,
+    after_send: Optional[Callable[[Connection], None]] = None,
+) -> FanoutResult:
+    """Send ``message`` to every connection; ``on_gone`` runs for each connection
+    found gone (410), ``after_send`` after each successful send."""
+
+    def deliver(connection: Connection) -> str:
+        try:
+            sent = api.send(connection.connection_id, message)
+        except DeliveryFailed as exc:
+            logger.warning("send to %s failed: %s", connection.connection_id, exc)
+            return "failed"
+        try:
+            if not sent:
+                if on_gone is not None:
+                    on_gone(connection)
+                return "gone"
+            if after_send is not None:
+                after_send(connection)
+            return "delivered"
+        except Exception:  # cleanup of one must not abort the others
+            logger.exception("post-send step failed for %s", connection.connection_id)
+            return "delivered" if sent else "gone"
+
+    counts = {"delivered": 0, "gone": 0, "failed": 0}
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        for outcome in pool.map(deliver, connections):
+            counts[outcome] += 1
+    return FanoutResult(**counts)

@@ -1,0 +1,385 @@
+"""The session lifecycle: connecting, messages, leaving, ending.
+
+The service owns the decisions; the store owns DynamoDB, the connections API owns
+``@connections``. Handlers in app.py parse events into the small request objects
+below and call one method each.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Dict, Optional
+
+import attrs
+
+from chalicelib import errors, messages
+from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
+from chalicelib.fanout import FanoutResult, fan_out
+from chalicelib.ids import candidate_ids
+from chalicelib.records import ACTIVE, LISTENER, SPEAKER, Connection, Session
+from chalicelib.requests import (
+    ClientMessage,
+    CreateIntent,
+    JoinIntent,
+    RefreshIntent,
+    parse_connect,
+    parse_message,
+    validate_session_id,
+    validate_language,
+)
+from chalicelib.store import ConnectionExists, SessionIdTaken, Store
+
+logger = logging.getLogger(__name__)
+
+# Why a session ended, as sent in sessionEnded.reason.
+SPEAKER_DISCONNECTED = "speakerDisconnected"
+SPEAKER_ENDED = "speakerEnded"
+
+
+@attrs.frozen(kw_only=True)
+class ConnectRequest:
+    connection_id: str
+    query: Dict[str, str]
+    endpoint: str
+    user_id: Optional[str] = None
+
+
+@attrs.frozen(kw_only=True)
+class Welcome:
+    """The first message of a connection, delivered once ``$connect`` returned."""
+
+    connection_id: str
+    endpoint: str
+    message: dict
+    deadline: float
+
+    def to_payload(self) -> dict:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_payload(cls, payload: dict) -> "Welcome":
+        return cls(
+            connection_id=payload["connection_id"],
+            endpoint=payload["endpoint"],
+            message=payload["message"],
+            deadline=float(payload["deadline"]),
+        )
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        *,
+        config,
+        store: Store,
+        connections_api: Callable[[str], ConnectionsApi],
+        dispatch_welcome: Callable[[Welcome], None],
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        rng=None,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._api = connections_api
+        self._dispatch_welcome = dispatch_welcome
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # -- $connect ----------------------------------------------------------------
+
+    def connect(self, request: ConnectRequest) -> Welcome:
+        """Validate, record the connection, and hand its first message to delivery.
+
+        Raises a BroadcastError whose status refuses the handshake. On any failure
+        nothing written for this connection remains.
+        """
+        intent = parse_connect(request.query, self._config.supported_languages)
+        if intent.role == SPEAKER and not request.user_id:
+            # The authorizer should have refused already; never trust that alone.
+            raise errors.Unauthorized()
+        now = self._clock()
+        if isinstance(intent, CreateIntent):
+            message, undo = self._create(request, intent, now)
+        elif isinstance(intent, JoinIntent):
+            message, undo = self._join(request, intent, now)
+        elif intent.role == SPEAKER:
+            message, undo = self._refresh_speaker(request, intent, now)
+        else:
+            message, undo = self._refresh_listener(request, intent, now)
+
+        welcome = Welcome(
+            connection_id=request.connection_id,
+            endpoint=request.endpoint,
+            message=message,
+            deadline=now + self._config.welcome_delivery_timeout_seconds,
+        )
+        try:
+            self._dispatch_welcome(welcome)
+        except Exception:
+            logger.exception("could not dispatch the first message; undoing connect")
+            undo()
+            raise errors.ServiceUnavailable("could not complete the connection, retry") from None
+        return welcome
+
+    def _connection(self, request, session_id, role, now, target_language=None):
+        now_ms = int(now * 1000)
+        return Connection(
+            connection_id=request.connection_id,
+            session_id=session_id,
+            role=role,
+            target_language=target_language,
+            user_id=request.user_id if role == SPEAKER else None,
+            connected_at=now_ms,
+            last_seen_at=now_ms,
+            ttl=int(now) + self._config.connection_ttl_seconds,
+        )
+
+    def _create(self, request, intent: CreateIntent, now):
+        for session_id in candidate_ids(self._rng):
+            session = Session(
+                session_id=session_id,
+                speaker_user_id=request.user_id,
+                speaker_connection_id=request.connection_id,
+                source_language=intent.source_language,
+                quality_tier=intent.quality_tier,
+                status=ACTIVE,
+                listener_count=0,
+                created_at=int(now * 1000),
+                expires_at=int(now) + self._config.session_max_duration_seconds,
+            )
+            speaker = self._connection(request, session_id, SPEAKER, now)
+            try:
+                self._store.create_session(session, speaker)
+            except SessionIdTaken:
+                continue
+            except ConnectionExists as exc:
+                return self._repeat_welcome(exc.existing, request, now)
+
+            def undo(session_id=session_id):
+                self._store.end_session(session_id, "aborted", self._now_ms())
+                self._store.delete_connection(request.connection_id)
+
+            return messages.session_created(now, session, request.connection_id), undo
+        raise errors.SessionIdExhausted()
+
+    def _join(self, request, intent: JoinIntent, now):
+        listener = self._connection(
+            request, intent.session_id, LISTENER, now, intent.target_language
+        )
+        try:
+            session = self._store.add_listener(
+                listener, self._config.max_listeners_per_session
+            )
+        except ConnectionExists as exc:
+            return self._repeat_welcome(exc.existing, request, now)
+        message = messages.session_joined(
+            now, session, request.connection_id, intent.target_language
+        )
+        return message, lambda: self._store.remove_listener(listener)
+
+    def _refresh_listener(self, request, intent: RefreshIntent, now):
+        listener = self._connection(
+            request, intent.session_id, LISTENER, now, intent.target_language
+        )
+        # The refreshing listener's old connection is about to leave, so capacity
+        # does not apply; the hard ceiling of twice the capacity bounds what anyone
+        # can gain by "refreshing" into a full session.
+        try:
+            session = self._store.add_listener(
+                listener, 2 * self._config.max_listeners_per_session
+            )
+        except ConnectionExists as exc:
+            return self._repeat_welcome(exc.existing, request, now)
+        message = messages.refresh_complete(
+            now, session, request.connection_id, LISTENER, intent.target_language
+        )
+        return message, lambda: self._store.remove_listener(listener)
+
+    def _refresh_speaker(self, request, intent: RefreshIntent, now):
+        speaker = self._connection(request, intent.session_id, SPEAKER, now)
+        try:
+            session, previous = self._store.replace_speaker(
+                speaker,
+                request.user_id,
+                int(now) + self._config.session_max_duration_seconds,
+            )
+        except ConnectionExists as exc:
+            return self._repeat_welcome(exc.existing, request, now)
+
+        def undo():
+            self._store.restore_speaker(
+                intent.session_id, previous, request.connection_id
+            )
+            self._store.delete_connection(request.connection_id)
+
+        message = messages.refresh_complete(
+            now, session, request.connection_id, SPEAKER, None
+        )
+        return message, undo
+
+    def _repeat_welcome(self, existing: Optional[Connection], request, now):
+        """A duplicate ``$connect`` for a connection we already recorded: answer as
+        the first time, change nothing."""
+        if existing is None:
+            raise errors.ServiceUnavailable("connection state changed, retry")
+        session = self._store.get_session(existing.session_id)
+        if session is None or not session.is_active:
+            raise errors.SessionNotFound()
+        if existing.is_speaker:
+            message = messages.session_created(now, session, existing.connection_id)
+        else:
+            message = messages.session_joined(
+                now, session, existing.connection_id, existing.target_language
+            )
+        return message, lambda: None
+
+    # -- first message -----------------------------------------------------------
+
+    def deliver_welcome(self, welcome: Welcome) -> bool:
+        """Post the first message, retrying while the connection is still inside its
+        own ``$connect`` (API Gateway answers 410 then). Gives up at the deadline, or
+        at once when the connection's row is gone (the client left)."""
+        api = self._api(welcome.endpoint)
+        delay = 0.02
+        while True:
+            try:
+                if api.send(welcome.connection_id, welcome.message):
+                    return True
+            except DeliveryFailed as exc:
+                logger.warning("first message to %s: %s", welcome.connection_id, exc)
+            if self._clock() >= welcome.deadline:
+                logger.warning("first message to %s not delivered", welcome.connection_id)
+                return False
+            if self._store.get_connection(welcome.connection_id) is None:
+                return False
+            self._sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    # -- $default ----------------------------------------------------------------
+
+    def handle_message(self, connection_id: str, raw: Optional[str], endpoint: str) -> None:
+        """Handle one client message; every outcome, good or bad, is a reply."""
+        api = self._api(endpoint)
+        now = self._clock()
+        action = None
+        try:
+            message = parse_message(raw)
+            action = message.action
+            connection = self._store.touch(connection_id, int(now * 1000))
+            if connection is None:
+                raise errors.SessionNotFound("this connection is not part of an active session")
+            handler = self._message_handlers().get(message.action)
+            if handler is None:
+                raise errors.UnknownAction(f"unknown action {message.action!r}")
+            handler(connection, message, api, now)
+        except errors.BroadcastError as exc:
+            self._reply(api, connection_id, messages.error(now, exc.code, exc.message, action))
+
+    def _message_handlers(self):
+        return {
+            "heartbeat": self._on_heartbeat,
+            "joinSession": self._on_join_again,
+            "endSession": self._on_end_session,
+        }
+
+    def _reply(self, api: ConnectionsApi, connection_id: str, message: dict) -> None:
+        try:
+            api.send(connection_id, message)
+        except DeliveryFailed as exc:
+            logger.warning("reply to %s failed: %s", connection_id, exc)
+
+    def _on_heartbeat(self, connection, message: ClientMessage, api, now):
+        self._reply(api, connection.connection_id, messages.heartbeat_ack(now))
+
+    def _on_join_again(self, connection, message: ClientMessage, api, now):
+        if connection.is_speaker:
+            raise errors.Forbidden("the speaker cannot join its own session as a listener")
+        session_id = validate_session_id(message.body.get("sessionId"))
+        validate_language(
+            message.body.get("targetLanguage"),
+            self._config.supported_languages,
+            "targetLanguage",
+        )
+        if session_id != connection.session_id:
+            raise errors.Forbidden(
+                "a connection belongs to one session; open a new connection to join another"
+            )
+        session = self._store.get_session(session_id)
+        if session is None or not session.is_active:
+            raise errors.SessionNotFound()
+        self._reply(
+            api,
+            connection.connection_id,
+            messages.session_joined(
+                now, session, connection.connection_id, connection.target_language
+            ),
+        )
+
+    def _on_end_session(self, connection, message: ClientMessage, api, now):
+        if not connection.is_speaker:
+            raise errors.Forbidden("only the speaker can end the session")
+        session = self._store.end_session(
+            connection.session_id,
+            SPEAKER_ENDED,
+            int(now * 1000),
+            only_if_speaker=connection.connection_id,
+        )
+        if session is None:
+            raise errors.SessionNotFound("the session has already ended")
+        self._reply(
+            api,
+            connection.connection_id,
+            messages.session_ended(now, session.session_id, SPEAKER_ENDED),
+        )
+        self.release_listeners(session.session_id, SPEAKER_ENDED, api)
+        try:
+            api.close(connection.connection_id)
+        except DeliveryFailed as exc:
+            logger.warning("closing speaker %s failed: %s", connection.connection_id, exc)
+
+    # -- leaving -----------------------------------------------------------------
+
+    def disconnect(self, connection_id: str, endpoint: str) -> None:
+        """``$disconnect``: idempotent; a repeated delivery finds nothing to do."""
+        connection = self._store.get_connection(connection_id)
+        if connection is None:
+            return
+        if not connection.is_speaker:
+            self._store.remove_listener(connection)
+            return
+        ended = self._store.end_session(
+            connection.session_id,
+            SPEAKER_DISCONNECTED,
+            self._now_ms(),
+            only_if_speaker=connection_id,
+        )
+        self._store.delete_connection(connection_id)
+        if ended is not None:
+            self.release_listeners(ended.session_id, SPEAKER_DISCONNECTED, self._api(endpoint))
+
+    def release_listeners(self, session_id: str, reason: str, api: ConnectionsApi) -> FanoutResult:
+        """Tell every listener the session ended, close them, and remove their rows.
+
+        Each removal is the same idempotent transaction a ``$disconnect`` runs, so
+        whichever comes first counts and the other finds nothing."""
+        ended = messages.session_ended(self._clock(), session_id, reason)
+
+        def close_and_remove(listener: Connection) -> None:
+            try:
+                api.close(listener.connection_id)
+            finally:
+                self._store.remove_listener(listener)
+
+        return fan_out(
+            api,
+            self._store.listeners(session_id),
+            ended,
+            concurrency=self._config.publish_concurrency,
+            on_gone=self._store.remove_listener,
+            after_send=close_and_remove,
+        )

@@ -1,0 +1,114 @@
+"""Records stored in DynamoDB, as frozen attrs classes.
+
+``from_item`` / ``to_item`` are the only places that know attribute names; items are
+plain Python values (the store does the DynamoDB type (de)serialisation).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Optional
+
+import attrs
+
+ACTIVE, ENDED = "active", "ended"
+SPEAKER, LISTENER = "speaker", "listener"
+
+
+def _int(value) -> int:
+    return int(value) if isinstance(value, (int, Decimal, float)) else int(str(value))
+
+
+@attrs.frozen(kw_only=True)
+class Session:
+    session_id: str
+    speaker_user_id: str
+    speaker_connection_id: str
+    source_language: str
+    quality_tier: str
+    status: str
+    listener_count: int
+    created_at: int
+    expires_at: int
+    ended_reason: Optional[str] = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ACTIVE
+
+    @classmethod
+    def from_item(cls, item: dict) -> "Session":
+        return cls(
+            session_id=item["sessionId"],
+            speaker_user_id=item["speakerUserId"],
+            speaker_connection_id=item["speakerConnectionId"],
+            source_language=item["sourceLanguage"],
+            quality_tier=item["qualityTier"],
+            status=item["status"],
+            listener_count=_int(item.get("listenerCount", 0)),
+            created_at=_int(item["createdAt"]),
+            expires_at=_int(item["expiresAt"]),
+            ended_reason=item.get("endedReason"),
+        )
+
+    def to_item(self) -> dict:
+        item = {
+            "sessionId": self.session_id,
+            "speakerUserId": self.speaker_user_id,
+            "speakerConnectionId": self.speaker_connection_id,
+            "sourceLanguage": self.source_language,
+            "qualityTier": self.quality_tier,
+            "status": self.status,
+            "listenerCount": self.listener_count,
+            "createdAt": self.created_at,
+            "expiresAt": self.expires_at,
+        }
+        if self.ended_reason:
+            item["endedReason"] = self.ended_reason
+        return item
+
+
+@attrs.frozen(kw_only=True)
+class Connection:
+    connection_id: str
+    session_id: str
+    role: str
+    connected_at: int
+    last_seen_at: int
+    ttl: int
+    target_language: Optional[str] = None
+    user_id: Optional[str] = None
+
+    @property
+    def is_speaker(self) -> bool:
+        return self.role == SPEAKER
+
+    @classmethod
+    def from_item(cls, item: dict) -> "Connection":
+        return cls(
+            connection_id=item["connectionId"],
+            session_id=item["sessionId"],
+            role=item["role"],
+            connected_at=_int(item["connectedAt"]),
+            last_seen_at=_int(item.get("lastSeenAt", item["connectedAt"])),
+            ttl=_int(item["ttl"]),
+            target_language=item.get("targetLanguage"),
+            user_id=item.get("userId"),
+        )
+
+    def to_item(self) -> dict:
+        item = {
+            "connectionId": self.connection_id,
+            "sessionId": self.session_id,
+            "role": self.role,
+            "connectedAt": self.connected_at,
+            "lastSeenAt": self.last_seen_at,
+            "ttl": self.ttl,
+        }
+        # Speakers carry no targetLanguage, which keeps them out of the (sparse)
+        # session index: fan-out queries see listeners only.
+        if self.target_language is not None:
+            item["targetLanguage"] = self.target_language
+        if self.user_id is not None:
+            item["userId"] = self.user_id
+        return item

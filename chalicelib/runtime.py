@@ -1,0 +1,63 @@
+"""Wiring: configuration, clients and services, built once per Lambda container.
+
+``Runtime.from_environ()`` validates configuration at cold start; clients and
+services are created on first use so importing app.py stays fast and side-effect
+free.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import cached_property
+
+from chalicelib.aws import Clients
+from chalicelib.config import Config
+from chalicelib.connections_api import ConnectionsApi
+
+
+class Runtime:
+    def __init__(self, config: Config, clients: Clients = None) -> None:
+        self.config = config
+        self.clients = clients or Clients()
+
+    @classmethod
+    def from_environ(cls, environ=None) -> "Runtime":
+        config = Config.from_environ(environ)
+        logging.getLogger("chalicelib").setLevel(config.log_level)
+        return cls(config)
+
+    @cached_property
+    def store(self):
+        from chalicelib.store import Store
+
+        return Store(self.clients.dynamodb(), self.config)
+
+    def connections_api(self, endpoint: str) -> ConnectionsApi:
+        return ConnectionsApi(self.clients.management(endpoint))
+
+    def dispatch_welcome(self, welcome) -> None:
+        """Hand the first message to ``deliver_welcome`` as an asynchronous Lambda
+        invocation: it runs after ``$connect`` has returned, when posting works."""
+        self.clients.lambda_().invoke(
+            FunctionName=self.config.welcome_function_name,
+            InvocationType="Event",
+            Payload=json.dumps(welcome.to_payload()).encode("utf-8"),
+        )
+
+    @cached_property
+    def lifecycle(self):
+        from chalicelib.lifecycle import Lifecycle
+
+        return Lifecycle(
+            config=self.config,
+            store=self.store,
+            connections_api=self.connections_api,
+            dispatch_welcome=self.dispatch_welcome,
+        )
+
+    @cached_property
+    def verifier(self):
+        from chalicelib.tokens import TokenVerifier
+
+        return TokenVerifier.from_config(self.config)

@@ -1,0 +1,430 @@
+"""DynamoDB access for sessions and connections.
+
+Every write that can race is a conditional write or a transaction: ids are claimed
+with ``attribute_not_exists``, a join is one transaction that checks capacity and
+counts, a leave is one transaction that can neither drive ``listenerCount`` below
+zero nor recreate a session item that an end or TTL already removed. A read is only
+ever used *after* a failed condition, to explain the failure to the client.
+
+botocore errors are translated here: conditions become domain outcomes, anything
+else becomes :class:`~chalicelib.errors.ServiceUnavailable` (503).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator, List, Optional, Tuple
+
+import attrs
+
+from chalicelib import errors
+from chalicelib.records import ACTIVE, ENDED, LISTENER, Connection, Session
+from chalicelib.schema import CONNECTIONS_SESSION_INDEX
+
+logger = logging.getLogger(__name__)
+
+_CONDITION_FAILED = "ConditionalCheckFailed"
+
+
+class SessionIdTaken(Exception):
+    """The candidate session id already exists; try the next one."""
+
+
+class ConnectionExists(Exception):
+    """A row for this connection id exists already (a duplicate ``$connect``)."""
+
+    def __init__(self, existing: Optional[Connection]) -> None:
+        super().__init__("connection exists")
+        self.existing = existing
+
+
+def _serializer():
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
+
+
+class Store:
+    def __init__(self, client, config) -> None:
+        self._client = client
+        self._sessions = config.sessions_table
+        self._connections = config.connections_table
+        self._ser, self._de = _serializer()
+
+    # -- (de)serialisation -------------------------------------------------------
+
+    def _item(self, data: dict) -> dict:
+        return {k: self._ser.serialize(v) for k, v in data.items()}
+
+    def _values(self, data: dict) -> dict:
+        return {k: self._ser.serialize(v) for k, v in data.items()}
+
+    def _plain(self, item: dict) -> dict:
+        return {k: self._de.deserialize(v) for k, v in item.items()}
+
+    def _call(self, operation: str, **kwargs):
+        """Run a client call; conditional failures propagate, the rest is a 503."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self._client, operation)(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+                raise
+            logger.error("DynamoDB %s failed: %s", operation, code or exc)
+            raise errors.ServiceUnavailable() from None
+        except BotoCoreError as exc:
+            logger.error("DynamoDB %s failed: %s", operation, type(exc).__name__)
+            raise errors.ServiceUnavailable() from None
+
+    @staticmethod
+    def _cancellation_codes(exc) -> List[str]:
+        reasons = exc.response.get("CancellationReasons") or []
+        return [r.get("Code", "None") for r in reasons]
+
+    @staticmethod
+    def _is_condition_failure(exc) -> bool:
+        return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+    # -- reads -------------------------------------------------------------------
+
+    def get_session(self, session_id: str) -> Optional[Session]:
+        response = self._call(
+            "get_item",
+            TableName=self._sessions,
+            Key=self._item({"sessionId": session_id}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return Session.from_item(self._plain(item)) if item else None
+
+    def get_connection(self, connection_id: str) -> Optional[Connection]:
+        response = self._call(
+            "get_item",
+            TableName=self._connections,
+            Key=self._item({"connectionId": connection_id}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return Connection.from_item(self._plain(item)) if item else None
+
+    def listeners(
+        self, session_id: str, target_language: Optional[str] = None
+    ) -> Iterator[Connection]:
+        """Listeners of a session (optionally of one language), via the sparse index,
+        page by page; never a scan."""
+        condition = "sessionId = :s"
+        values = {":s": session_id}
+        if target_language is not None:
+            condition += " AND targetLanguage = :l"
+            values[":l"] = target_language
+        kwargs = dict(
+            TableName=self._connections,
+            IndexName=CONNECTIONS_SESSION_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=self._values(values),
+        )
+        while True:
+            page = self._call("query", **kwargs)
+            for item in page.get("Items", []):
+                yield Connection.from_item(self._plain(item))
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # -- sessions ----------------------------------------------------------------
+
+    def create_session(self, session: Session, speaker: Connection) -> None:
+        """Claim ``session.session_id`` and record the speaker's connection, together.
+
+        Raises SessionIdTaken (try another id) or ConnectionExists (duplicate connect).
+        """
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._sessions,
+                            "Item": self._item(session.to_item()),
+                            "ConditionExpression": "attribute_not_exists(sessionId)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._connections,
+                            "Item": self._item(speaker.to_item()),
+                            "ConditionExpression": "attribute_not_exists(connectionId)",
+                        }
+                    },
+                ],
+            )
+        except ClientError as exc:
+            codes = self._cancellation_codes(exc)
+            if len(codes) > 1 and codes[1] == _CONDITION_FAILED:
+                raise ConnectionExists(self.get_connection(speaker.connection_id)) from None
+            if codes and codes[0] == _CONDITION_FAILED:
+                raise SessionIdTaken(session.session_id) from None
+            logger.error("create_session cancelled: %s", codes)
+            raise errors.ServiceUnavailable() from None
+
+    def end_session(
+        self,
+        session_id: str,
+        reason: str,
+        now_ms: int,
+        only_if_speaker: Optional[str] = None,
+    ) -> Optional[Session]:
+        """Mark an active session ended; returns it, or None if it was not active
+        (already ended, gone, or, with ``only_if_speaker``, its speaker replaced)."""
+        condition = "#status = :active"
+        values = {":active": ACTIVE, ":ended": ENDED, ":reason": reason, ":now": now_ms}
+        if only_if_speaker is not None:
+            condition += " AND speakerConnectionId = :speaker"
+            values[":speaker"] = only_if_speaker
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._call(
+                "update_item",
+                TableName=self._sessions,
+                Key=self._item({"sessionId": session_id}),
+                UpdateExpression="SET #status = :ended, endedReason = :reason, endedAt = :now",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=self._values(values),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if self._is_condition_failure(exc):
+                return None
+            raise
+        return Session.from_item(self._plain(response["Attributes"]))
+
+    # -- joining -----------------------------------------------------------------
+
+    def add_listener(
+        self, listener: Connection, capacity_limit: Optional[int]
+    ) -> Session:
+        """Put the listener's row and count it, in one transaction.
+
+        ``capacity_limit`` is the count the session must be *below* (None: no limit).
+        Raises SessionNotFound, SessionFull or ConnectionExists.
+        """
+        from botocore.exceptions import ClientError
+
+        condition = "#status = :active"
+        values = {":active": ACTIVE, ":one": 1}
+        if capacity_limit is not None:
+            condition += " AND listenerCount < :limit"
+            values[":limit"] = capacity_limit
+        try:
+            self._call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._connections,
+                            "Item": self._item(listener.to_item()),
+                            "ConditionExpression": "attribute_not_exists(connectionId)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._sessions,
+                            "Key": self._item({"sessionId": listener.session_id}),
+                            "UpdateExpression": "ADD listenerCount :one",
+                            "ConditionExpression": condition,
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ExpressionAttributeValues": self._values(values),
+                        }
+                    },
+                ],
+            )
+        except ClientError as exc:
+            codes = self._cancellation_codes(exc)
+            if codes and codes[0] == _CONDITION_FAILED:
+                raise ConnectionExists(self.get_connection(listener.connection_id)) from None
+            if len(codes) > 1 and codes[1] == _CONDITION_FAILED:
+                session = self.get_session(listener.session_id)
+                if session is None or not session.is_active:
+                    raise errors.SessionNotFound() from None
+                raise errors.SessionFull() from None
+            logger.error("add_listener cancelled: %s", codes)
+            raise errors.ServiceUnavailable() from None
+        session = self.get_session(listener.session_id)
+        if session is None:  # ended and reaped between our write and this read
+            raise errors.SessionNotFound()
+        return session
+
+    def put_connection(self, connection: Connection) -> None:
+        """Record a connection that carries no count (a speaker's).
+
+        Raises ConnectionExists on a duplicate ``$connect``."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(
+                "put_item",
+                TableName=self._connections,
+                Item=self._item(connection.to_item()),
+                ConditionExpression="attribute_not_exists(connectionId)",
+            )
+        except ClientError as exc:
+            if self._is_condition_failure(exc):
+                raise ConnectionExists(self.get_connection(connection.connection_id)) from None
+            raise
+
+    def replace_speaker(
+        self, speaker: Connection, user_id: str, expires_at: int
+    ) -> Tuple[Session, str]:
+        """Point the session at a new speaker connection and extend ``expiresAt`` in
+        one conditional update: only an active session owned by ``user_id``.
+
+        Returns the updated session and the replaced connection id. Raises
+        SessionNotFound, Forbidden or ConnectionExists; on failure nothing remains.
+        """
+        from botocore.exceptions import ClientError
+
+        self.put_connection(speaker)
+        try:
+            response = self._call(
+                "update_item",
+                TableName=self._sessions,
+                Key=self._item({"sessionId": speaker.session_id}),
+                UpdateExpression=(
+                    "SET speakerConnectionId = :c, expiresAt = :e "
+                    "REMOVE speakerDisconnectedAt"
+                ),
+                ConditionExpression="#status = :active AND speakerUserId = :u",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=self._values(
+                    {
+                        ":c": speaker.connection_id,
+                        ":e": expires_at,
+                        ":active": ACTIVE,
+                        ":u": user_id,
+                    }
+                ),
+                ReturnValues="ALL_OLD",
+            )
+        except (ClientError, errors.ServiceUnavailable) as exc:
+            self.delete_connection(speaker.connection_id)
+            if isinstance(exc, errors.ServiceUnavailable) or not self._is_condition_failure(exc):
+                raise
+            session = self.get_session(speaker.session_id)
+            if session is None or not session.is_active:
+                raise errors.SessionNotFound() from None
+            raise errors.Forbidden(
+                "only the speaker who created the session may refresh it"
+            ) from None
+        old = Session.from_item(self._plain(response["Attributes"]))
+        updated = attrs.evolve(
+            old, speaker_connection_id=speaker.connection_id, expires_at=expires_at
+        )
+        return updated, old.speaker_connection_id
+
+    def restore_speaker(self, session_id: str, previous: str, current: str) -> bool:
+        """Undo :meth:`replace_speaker` if nothing replaced ``current`` since."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(
+                "update_item",
+                TableName=self._sessions,
+                Key=self._item({"sessionId": session_id}),
+                UpdateExpression="SET speakerConnectionId = :previous",
+                ConditionExpression="speakerConnectionId = :current",
+                ExpressionAttributeValues=self._values(
+                    {":previous": previous, ":current": current}
+                ),
+            )
+            return True
+        except ClientError as exc:
+            if self._is_condition_failure(exc):
+                return False
+            raise
+
+    # -- leaving -----------------------------------------------------------------
+
+    def remove_listener(self, listener: Connection) -> bool:
+        """Delete the row and decrement the count, once. True if this call did it."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "Delete": {
+                            "TableName": self._connections,
+                            "Key": self._item({"connectionId": listener.connection_id}),
+                            "ConditionExpression": "attribute_exists(connectionId)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._sessions,
+                            "Key": self._item({"sessionId": listener.session_id}),
+                            "UpdateExpression": "ADD listenerCount :minus",
+                            # Never below zero, never an Update that recreates a
+                            # session item TTL already deleted.
+                            "ConditionExpression": "attribute_exists(sessionId) AND listenerCount > :zero",
+                            "ExpressionAttributeValues": self._values(
+                                {":minus": -1, ":zero": 0}
+                            ),
+                        }
+                    },
+                ],
+            )
+            return True
+        except ClientError as exc:
+            codes = self._cancellation_codes(exc)
+            if codes and codes[0] == _CONDITION_FAILED:
+                return False  # somebody else removed it first: nothing to do
+            if len(codes) > 1 and codes[1] == _CONDITION_FAILED:
+                # The session item is gone (or already at zero): the row alone goes.
+                return self.delete_connection(listener.connection_id) is not None
+            logger.error("remove_listener cancelled: %s", codes)
+            raise errors.ServiceUnavailable() from None
+
+    def delete_connection(self, connection_id: str) -> Optional[Connection]:
+        """Delete a row that carries no count (speakers); returns what was deleted."""
+        response = self._call(
+            "delete_item",
+            TableName=self._connections,
+            Key=self._item({"connectionId": connection_id}),
+            ReturnValues="ALL_OLD",
+        )
+        old = response.get("Attributes")
+        return Connection.from_item(self._plain(old)) if old else None
+
+    def remove_connection(self, connection: Connection) -> bool:
+        if connection.role == LISTENER:
+            return self.remove_listener(connection)
+        return self.delete_connection(connection.connection_id) is not None
+
+    # -- liveness ----------------------------------------------------------------
+
+    def touch(self, connection_id: str, now_ms: int) -> Optional[Connection]:
+        """Record activity; returns the updated row, or None if it does not exist."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._call(
+                "update_item",
+                TableName=self._connections,
+                Key=self._item({"connectionId": connection_id}),
+                UpdateExpression="SET lastSeenAt = :now",
+                ConditionExpression="attribute_exists(connectionId)",
+                ExpressionAttributeValues=self._values({":now": now_ms}),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if self._is_condition_failure(exc):
+                return None
+            raise
+        return Connection.from_item(self._plain(response["Attributes"]))
