@@ -1,0 +1,248 @@
+"""$connect: every row of the contract's intent table and every refusal status."""
+
+import time
+
+import pytest
+
+from chalicelib.ids import is_valid_session_id
+from tests.functional.conftest import LANG_QUERY, join
+
+
+class TestCreate:
+    def test_speaker_gets_session_created_after_connect(self, gateway, issuer, store):
+        """createSession records the session and the speaker receives sessionCreated first."""
+        status, body, cid = gateway.connect({**LANG_QUERY, "qualityTier": "premium", "token": issuer.token("alice")})
+        assert status == 200
+        [created] = gateway.received(cid)
+        assert created["type"] == "sessionCreated"
+        assert is_valid_session_id(created["sessionId"])
+        assert created["sourceLanguage"] == "en" and created["qualityTier"] == "premium"
+        assert created["connectionId"] == cid
+        assert created["expiresAt"] == pytest.approx(time.time() + 2 * 3600, abs=5)
+        assert isinstance(created["timestamp"], int)
+        session = store.get_session(created["sessionId"])
+        assert session.status == "active" and session.listener_count == 0
+        assert session.speaker_user_id == "alice" and session.speaker_connection_id == cid
+
+    def test_quality_tier_defaults_to_standard(self, gateway, speaker):
+        """Without qualityTier the session is standard."""
+        cid, _ = speaker
+        assert gateway.last(cid)["qualityTier"] == "standard"
+
+    def test_taken_ids_are_skipped(self, gateway, issuer, store, monkeypatch):
+        """When a candidate id is taken, the next candidate is claimed, not overwritten."""
+        status, _, first = gateway.connect({**LANG_QUERY, "token": issuer.token("alice")})
+        taken = gateway.last(first)["sessionId"]
+        import chalicelib.lifecycle as lifecycle
+
+        monkeypatch.setattr(lifecycle, "candidate_ids", lambda rng=None: iter([taken, "gracious-temple-777"]))
+        status, _, second = gateway.connect({**LANG_QUERY, "token": issuer.token("bob")})
+        assert status == 200
+        assert gateway.last(second)["sessionId"] == "gracious-temple-777"
+        assert store.get_session(taken).speaker_user_id == "alice"
+
+    def test_exhausted_ids_give_503_and_leave_nothing(self, gateway, issuer, store, monkeypatch):
+        """Ten taken candidates: 503, and no connection row is left behind."""
+        status, _, first = gateway.connect({**LANG_QUERY, "token": issuer.token("alice")})
+        taken = gateway.last(first)["sessionId"]
+        import chalicelib.lifecycle as lifecycle
+
+        monkeypatch.setattr(lifecycle, "candidate_ids", lambda rng=None: iter([taken] * 10))
+        status, body, cid = gateway.connect({**LANG_QUERY, "token": issuer.token("bob")})
+        assert status == 503 and body["code"] == "SERVICE_UNAVAILABLE"
+        assert store.get_connection(cid) is None
+
+
+class TestJoin:
+    def test_listener_gets_session_joined(self, gateway, speaker, store):
+        """joinSession counts the listener and sends sessionJoined first."""
+        _, session_id = speaker
+        status, _, cid = join(gateway, session_id, "es")
+        assert status == 200
+        [joined] = gateway.received(cid)
+        assert joined == {
+            "type": "sessionJoined",
+            "timestamp": joined["timestamp"],
+            "sessionId": session_id,
+            "targetLanguage": "es",
+            "sourceLanguage": "en",
+            "connectionId": cid,
+        }
+        assert store.get_session(session_id).listener_count == 1
+        assert store.get_connection(cid).target_language == "es"
+
+    def test_action_may_be_omitted_and_tokens_are_ignored(self, gateway, speaker):
+        """sessionId + targetLanguage alone join; a stray token changes nothing."""
+        _, session_id = speaker
+        status, _, cid = gateway.connect({"sessionId": session_id, "targetLanguage": "fr", "token": "garbage"})
+        assert status == 200 and gateway.last(cid)["type"] == "sessionJoined"
+
+    def test_two_languages(self, gateway, speaker, store):
+        """Listeners in two languages are both counted and indexed by language."""
+        _, session_id = speaker
+        join(gateway, session_id, "es")
+        join(gateway, session_id, "fr")
+        assert store.get_session(session_id).listener_count == 2
+        assert [c.target_language for c in store.listeners(session_id, "fr")] == ["fr"]
+
+
+class TestRefusals:
+    @pytest.mark.parametrize(
+        "query,code",
+        [
+            ({}, "MISSING_PARAMETER"),
+            ({"action": "fly"}, "INVALID_ACTION"),
+            ({"action": "joinSession", "sessionId": "not-an-id", "targetLanguage": "es"}, "INVALID_SESSION_ID"),
+            ({"action": "joinSession", "sessionId": "faithful-shepherd-427", "targetLanguage": "spanish"}, "INVALID_LANGUAGE"),
+            ({"action": "joinSession", "sessionId": "faithful-shepherd-427", "targetLanguage": "ja"}, "UNSUPPORTED_LANGUAGE"),
+        ],
+    )
+    def test_bad_parameters_are_400(self, gateway, query, code, store):
+        """Malformed queries are refused in the handshake with 400 and a code."""
+        status, body, cid = gateway.connect(query)
+        assert (status, body["code"]) == (400, code)
+        assert body["message"]
+        assert store.get_connection(cid) is None
+
+    def test_bad_quality_tier_is_400(self, gateway, issuer):
+        """An unknown qualityTier is INVALID_QUALITY_TIER."""
+        status, body, _ = gateway.connect({**LANG_QUERY, "qualityTier": "gold", "token": issuer.token()})
+        assert (status, body["code"]) == (400, "INVALID_QUALITY_TIER")
+
+    @pytest.mark.parametrize("token_kind", ["missing", "expired", "garbage"])
+    def test_speaker_without_valid_token_is_401(self, gateway, issuer, token_kind):
+        """createSession needs a valid token: otherwise 401 from the authorizer."""
+        query = dict(LANG_QUERY)
+        if token_kind == "expired":
+            query["token"] = issuer.token(exp=int(time.time()) - 100)
+        elif token_kind == "garbage":
+            query["token"] = "abc.def.ghi"
+        status, _, _ = gateway.connect(query)
+        assert status == 401
+
+    def test_unknown_session_is_404(self, gateway):
+        """Joining an id nobody created is SESSION_NOT_FOUND."""
+        status, body, _ = join(gateway, "faithful-shepherd-427")
+        assert (status, body["code"]) == (404, "SESSION_NOT_FOUND")
+
+    def test_full_session_is_503_and_count_unchanged(self, gateway, speaker, store, config):
+        """Past MAX_LISTENERS_PER_SESSION joins are SESSION_FULL and leave nothing."""
+        _, session_id = speaker
+        for _ in range(config.max_listeners_per_session):
+            assert join(gateway, session_id)[0] == 200
+        status, body, cid = join(gateway, session_id)
+        assert (status, body["code"]) == (503, "SESSION_FULL")
+        assert store.get_connection(cid) is None
+        assert store.get_session(session_id).listener_count == config.max_listeners_per_session
+
+    def test_speaker_refresh_by_another_user_is_403(self, gateway, speaker, issuer, store):
+        """Only the session's owner can refresh as its speaker."""
+        speaker_cid, session_id = speaker
+        status, body, cid = gateway.connect(
+            {"action": "refreshConnection", "sessionId": session_id, "role": "speaker", "token": issuer.token("mallory")}
+        )
+        assert (status, body["code"]) == (403, "FORBIDDEN")
+        assert store.get_session(session_id).speaker_connection_id == speaker_cid
+        assert store.get_connection(cid) is None
+
+    def test_state_store_unavailable_is_503(self, gateway, speaker, dynamodb, config):
+        """When DynamoDB fails, connects are refused with 503, never a stack trace."""
+        _, session_id = speaker
+        dynamodb.delete_table(TableName=config.connections_table)
+        status, body, _ = join(gateway, session_id)
+        assert (status, body["code"]) == (503, "SERVICE_UNAVAILABLE")
+        assert "Traceback" not in body["message"]
+
+    def test_failed_welcome_dispatch_undoes_the_join(self, gateway, speaker, store):
+        """If the first message cannot be dispatched, the join is rolled back (503)."""
+        _, session_id = speaker
+        gateway.runtime.fail_dispatch = True
+        status, body, cid = join(gateway, session_id)
+        assert (status, body["code"]) == (503, "SERVICE_UNAVAILABLE")
+        assert store.get_connection(cid) is None
+        assert store.get_session(session_id).listener_count == 0
+
+    def test_failed_welcome_dispatch_undoes_a_speaker_refresh(self, gateway, speaker, issuer, store):
+        """A speaker refresh that cannot complete leaves the old connection in charge."""
+        speaker_cid, session_id = speaker
+        gateway.runtime.fail_dispatch = True
+        status, _, cid = gateway.connect(
+            {"action": "refreshConnection", "sessionId": session_id, "role": "speaker", "token": issuer.token("alice")}
+        )
+        assert status == 503
+        assert store.get_session(session_id).speaker_connection_id == speaker_cid
+        assert store.get_connection(cid) is None
+
+
+class TestDuplicates:
+    def test_duplicate_connect_of_a_listener_counts_once(self, gateway, speaker, store):
+        """A redelivered $connect for the same connection id changes nothing."""
+        _, session_id = speaker
+        status, _, cid = join(gateway, session_id)
+        status2, _, _ = gateway.connect(
+            {"action": "joinSession", "sessionId": session_id, "targetLanguage": "es"}, connection_id=cid
+        )
+        assert (status, status2) == (200, 200)
+        assert store.get_session(session_id).listener_count == 1
+
+    def test_duplicate_connect_of_a_speaker_creates_one_session(self, gateway, issuer, store):
+        """A redelivered createSession answers with the same session."""
+        token = issuer.token("alice")
+        _, _, cid = gateway.connect({**LANG_QUERY, "token": token})
+        first = gateway.last(cid)["sessionId"]
+        gateway.connect({**LANG_QUERY, "token": token}, connection_id=cid)
+        assert [m["sessionId"] for m in gateway.received(cid, "sessionCreated")] == [first, first]
+
+
+class TestRefresh:
+    def test_speaker_refresh_swaps_connection_and_extends_expiry(self, gateway, speaker, issuer, store):
+        """A speaker refresh points the session at the new connection and extends expiresAt."""
+        old_cid, session_id = speaker
+        before = store.get_session(session_id)
+        time.sleep(1.1)
+        status, _, new_cid = gateway.connect(
+            {"action": "refreshConnection", "sessionId": session_id, "role": "speaker", "token": issuer.token("alice")}
+        )
+        assert status == 200
+        complete = gateway.last(new_cid)
+        assert complete["type"] == "connectionRefreshComplete"
+        assert complete["role"] == "speaker" and complete["sessionId"] == session_id
+        assert complete["sourceLanguage"] == "en" and "targetLanguage" not in complete
+        after = store.get_session(session_id)
+        assert after.speaker_connection_id == new_cid
+        assert after.expires_at > before.expires_at
+
+    def test_closing_the_replaced_speaker_connection_ends_nothing(self, gateway, speaker, issuer, store):
+        """After a refresh, the old speaker socket closing leaves the session active."""
+        old_cid, session_id = speaker
+        _, _, listener = join(gateway, session_id)
+        gateway.connect(
+            {"action": "refreshConnection", "sessionId": session_id, "role": "speaker", "token": issuer.token("alice")}
+        )
+        gateway.close(old_cid)
+        assert store.get_session(session_id).status == "active"
+        assert not gateway.received(listener, "sessionEnded")
+        assert store.get_connection(old_cid) is None
+
+    def test_listener_refresh_joins_even_at_capacity(self, gateway, speaker, store, config):
+        """A refreshing listener gets in while the session is full; the old one leaving rebalances."""
+        _, session_id = speaker
+        cids = [join(gateway, session_id)[2] for _ in range(config.max_listeners_per_session)]
+        status, _, new_cid = gateway.connect(
+            {"action": "refreshConnection", "sessionId": session_id, "role": "listener", "targetLanguage": "fr"}
+        )
+        assert status == 200
+        complete = gateway.last(new_cid)
+        assert complete["type"] == "connectionRefreshComplete"
+        assert complete["role"] == "listener" and complete["targetLanguage"] == "fr"
+        gateway.close(cids[0])
+        assert store.get_session(session_id).listener_count == config.max_listeners_per_session
+
+    def test_refresh_into_an_ended_session_is_404(self, gateway, speaker):
+        """Refreshing into a session that ended is SESSION_NOT_FOUND."""
+        speaker_cid, session_id = speaker
+        gateway.close(speaker_cid)
+        status, body, _ = gateway.connect(
+            {"action": "refreshConnection", "sessionId": session_id, "role": "listener", "targetLanguage": "es"}
+        )
+        assert (status, body["code"]) == (404, "SESSION_NOT_FOUND")

@@ -1,0 +1,197 @@
+"""An in-process, synchronous stand-in for API Gateway, for functional tests.
+
+It invokes the real Lambda handlers of app.py with API Gateway-shaped events, and
+records what the app posts to ``@connections``. It mirrors the gateway rules the
+app depends on: posting to a connection still inside its ``$connect`` or already
+gone gives 410; closing a connection fires ``$disconnect`` (after the current
+invocation, as a separate invocation would); the first message is delivered by an
+"asynchronous" ``deliver_welcome`` invocation that runs after ``$connect`` returns.
+The real gateway emulator (local_stack) is exercised by the e2e tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import time
+from collections import defaultdict
+from typing import Dict, List, Optional
+
+from chalicelib.connections_api import ConnectionsApi
+from chalicelib.runtime import Runtime
+
+API_ID = "abcdef1234"
+STAGE = "dev"
+METHOD_ARN = f"arn:aws:execute-api:us-east-1:123456789012:{API_ID}/{STAGE}/$connect"
+_ids = itertools.count(1)
+
+
+class Gone(Exception):
+    pass
+
+
+class FakeManagementClient:
+    """Duck-types the botocore ``apigatewaymanagementapi`` client."""
+
+    def __init__(self, gateway: "Gateway") -> None:
+        self.gateway = gateway
+
+    def _gone(self):
+        from botocore.exceptions import ClientError
+
+        return ClientError(
+            {"Error": {"Code": "GoneException", "Message": "gone"},
+             "ResponseMetadata": {"HTTPStatusCode": 410}},
+            "PostToConnection",
+        )
+
+    def post_to_connection(self, ConnectionId, Data):
+        if ConnectionId not in self.gateway.open:
+            raise self._gone()
+        self.gateway.inbox[ConnectionId].append(json.loads(Data))
+
+    def delete_connection(self, ConnectionId):
+        if ConnectionId not in self.gateway.open:
+            raise self._gone()
+        self.gateway.drop(ConnectionId, status=1000, reason="closed by server")
+
+
+class HarnessRuntime(Runtime):
+    def __init__(self, config, gateway: "Gateway") -> None:
+        super().__init__(config)
+        self.gateway = gateway
+        self.fail_dispatch = False
+
+    def connections_api(self, endpoint: str) -> ConnectionsApi:
+        self.gateway.endpoints.add(endpoint)
+        return ConnectionsApi(FakeManagementClient(self.gateway))
+
+    def dispatch_welcome(self, welcome) -> None:
+        if self.fail_dispatch:
+            raise RuntimeError("Lambda throttled the async invocation")
+        self.gateway.pending_welcomes.append(welcome.to_payload())
+
+
+class Context:
+    function_name = "test"
+    aws_request_id = "req"
+
+    def get_remaining_time_in_millis(self):
+        return 30000
+
+
+class Gateway:
+    def __init__(self, app_module, config) -> None:
+        self.app = app_module
+        self.runtime = HarnessRuntime(config, self)
+        app_module.runtime = self.runtime
+        self.open: set = set()
+        self.inbox: Dict[str, List[dict]] = defaultdict(list)
+        self.closed: Dict[str, int] = {}
+        self.pending_welcomes: List[dict] = []
+        self.pending_disconnects: List[tuple] = []
+        self.endpoints: set = set()
+
+    # -- events ------------------------------------------------------------------
+
+    def _context(self, connection_id, route, event_type):
+        now_ms = int(time.time() * 1000)
+        return {
+            "routeKey": route,
+            "eventType": event_type,
+            "connectionId": connection_id,
+            "connectedAt": now_ms,
+            "domainName": f"{API_ID}.execute-api.us-east-1.amazonaws.com",
+            "stage": STAGE,
+            "apiId": API_ID,
+            "requestTimeEpoch": now_ms,
+            "messageId": base64.b64encode(os.urandom(9)).decode(),
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": "pytest"},
+        }
+
+    @staticmethod
+    def new_connection_id() -> str:
+        return base64.b64encode(next(_ids).to_bytes(8, "big") + os.urandom(1)).decode()
+
+    def authorize(self, query: dict) -> Optional[dict]:
+        event = {
+            "type": "REQUEST",
+            "methodArn": METHOD_ARN,
+            "headers": {"Host": "localhost"},
+            "queryStringParameters": query,
+            "requestContext": self._context("pending", "$connect", "CONNECT"),
+        }
+        return self.app.authorizer(event, Context())
+
+    def connect(self, query: dict, connection_id: Optional[str] = None, deliver: bool = True):
+        """Returns (status, body, connection_id), running the authorizer first."""
+        connection_id = connection_id or self.new_connection_id()
+        try:
+            policy = self.authorize(query)
+        except Exception as exc:
+            return (401 if str(exc) == "Unauthorized" else 500), None, connection_id
+        if policy["policyDocument"]["Statement"][0]["Effect"] != "Allow":
+            return 403, None, connection_id
+        context = self._context(connection_id, "$connect", "CONNECT")
+        context["authorizer"] = {"principalId": policy["principalId"], **policy.get("context", {})}
+        event = {
+            "headers": {"Host": "localhost"},
+            "queryStringParameters": query or None,
+            "requestContext": context,
+            "isBase64Encoded": False,
+        }
+        response = self.app.on_ws_connect(event, Context())
+        status = response.get("statusCode", 200)
+        body = json.loads(response["body"]) if response.get("body") else None
+        if 200 <= status < 300:
+            self.open.add(connection_id)
+            if deliver:
+                self.pump()
+        else:
+            self.pending_welcomes.clear()
+        return status, body, connection_id
+
+    def send(self, connection_id: str, message, raw: bool = False) -> None:
+        assert connection_id in self.open, "cannot send on a closed socket"
+        event = {
+            "body": message if raw else json.dumps(message),
+            "requestContext": self._context(connection_id, "$default", "MESSAGE"),
+            "isBase64Encoded": False,
+        }
+        self.app.on_ws_message(event, Context())
+        self.pump()
+
+    def drop(self, connection_id: str, status: int = 1001, reason: str = "Going away") -> None:
+        """The socket closes: the client is gone and $disconnect will fire."""
+        if connection_id in self.open:
+            self.open.discard(connection_id)
+            self.closed[connection_id] = status
+            self.pending_disconnects.append((connection_id, status, reason))
+
+    def disconnect_event(self, connection_id: str, status=1000, reason="") -> None:
+        context = self._context(connection_id, "$disconnect", "DISCONNECT")
+        context.update(disconnectStatusCode=status, disconnectReason=reason)
+        self.app.on_ws_disconnect({"requestContext": context, "isBase64Encoded": False}, Context())
+
+    def pump(self) -> None:
+        """Run the invocations that API Gateway/Lambda would run next."""
+        while self.pending_welcomes or self.pending_disconnects:
+            while self.pending_welcomes:
+                self.app.deliver_welcome(self.pending_welcomes.pop(0), Context())
+            while self.pending_disconnects:
+                self.disconnect_event(*self.pending_disconnects.pop(0))
+
+    def close(self, connection_id: str) -> None:
+        """The client closes its socket."""
+        self.drop(connection_id, 1000, "client closed")
+        self.pump()
+
+    # -- assertions ----------------------------------------------------------------
+
+    def received(self, connection_id: str, type_: Optional[str] = None) -> List[dict]:
+        return [m for m in self.inbox[connection_id] if type_ is None or m["type"] == type_]
+
+    def last(self, connection_id: str) -> dict:
+        return self.inbox[connection_id][-1]
