@@ -1,0 +1,29 @@
+# Local stack: the app behind a local API Gateway WebSocket emulator, an AWS
+# endpoint (embedded moto unless AWS_ENDPOINT_URL is set) and a local token
+# issuer. Every variable given to `make run` reaches the app, e.g.
+#   MAX_LISTENERS_PER_SESSION=3 make run
+# HOST/PORT move the gateway (default 127.0.0.1:8000), MOTO_PORT the embedded
+# moto (default 4566); `$(PY) -m local_stack run --help` lists the rest.
+
+.PHONY: run token speak listen
+
+# The WebSocket URL the clients use (the gateway's default address).
+WS_URL ?= ws://$(or $(HOST),127.0.0.1):$(or $(PORT),8000)/dev
+# USER and LANG are also login/locale variables: a locale (en_US.UTF-8) is not
+# a language code, so only a value given for this purpose counts.
+TOKEN_USER := $(or $(USER),alice)
+LISTEN_LANG := $(if $(findstring .,$(LANG))$(findstring _,$(LANG)),,$(LANG))
+
+run: $(STAMP) ## Run the app locally: gateway on ws://127.0.0.1:8000, moto, tables (Ctrl-C stops)
+	@exec $(PY) -m local_stack run
+
+token: $(STAMP) ## Print a speaker token for USER=alice (the token alone on the last line)
+	@$(PY) -m local_stack token $(TOKEN_USER)
+
+speak: $(STAMP) ## Create a session (TOKEN=..., else a fresh token for USER; SOURCE=en) and print what arrives
+	@token="$(TOKEN)"; test -n "$$token" || token=$$($(PY) -m local_stack token $(TOKEN_USER) 2>/dev/null | tail -n 1); \
+	BROADCAST_TOKEN="$$token" exec $(PY) -m broadcast_client --url $(WS_URL) speak $(if $(SOURCE),--source-language $(SOURCE))
+
+listen: $(STAMP) ## Join SESSION=<id> in LANG=<language> and print what arrives
+	@test -n "$(SESSION)" -a -n "$(LISTEN_LANG)" || { echo "usage: make listen SESSION=<session id> LANG=<language code, e.g. es>" >&2; exit 2; }
+	@exec $(PY) -m broadcast_client --url $(WS_URL) listen $(SESSION) $(LISTEN_LANG)
