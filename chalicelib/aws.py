@@ -43,6 +43,7 @@ class Clients:
             connect_timeout=2,
             read_timeout=5,
             retries={"mode": "standard", "max_attempts": 3},
+            max_pool_connections=32,  # fan-out cleanups run in a thread pool
         )
 
     def lambda_(self):

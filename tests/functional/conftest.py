@@ -33,17 +33,41 @@ def config(config_env):
     return Config.from_environ(config_env)
 
 
+@pytest.fixture(scope="session")
+def moto_server():
+    """A real moto server over HTTP: requests from many threads truly overlap, which
+    the in-process mock (serialised by the GIL) does not show."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 @pytest.fixture
-def aws():
+def backend():
+    """Which DynamoDB the test uses; tests about races override it with "server"."""
+    return "mock"
+
+
+@pytest.fixture
+def dynamodb(request, backend, config, monkeypatch):
+    if backend == "server":
+        endpoint = request.getfixturevalue("moto_server")
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST")).close()
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        ensure_tables(client, config)
+        yield client
+        return
     with mock_aws():
-        yield
-
-
-@pytest.fixture
-def dynamodb(aws, config):
-    client = boto3.client("dynamodb", region_name="us-east-1")
-    ensure_tables(client, config)
-    return client
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        ensure_tables(client, config)
+        yield client
 
 
 @pytest.fixture
