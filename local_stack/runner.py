@@ -185,6 +185,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
         settings = Settings.from_environ(
             host=args.host, port=args.port, app=args.app, app_dir=args.app_dir,
