@@ -279,6 +279,10 @@ class Lifecycle:
             handler(connection, message, api, now)
         except errors.BroadcastError as exc:
             self._reply(api, connection_id, messages.error(now, exc.code, exc.message, action))
+        except Exception:  # a bug: log it, tell the client nothing more than that
+            logger.exception("unexpected error handling %r", action)
+            internal = errors.BroadcastError()
+            self._reply(api, connection_id, messages.error(now, internal.code, internal.message, action))
 
     def _message_handlers(self):
         return {

@@ -154,3 +154,26 @@ class TestLeaving:
         gateway.close(cid)
         assert store.get_connection(cid) is None
         assert store.get_session(session_id) is None
+
+
+class TestUnexpectedFailures:
+    def test_a_bug_becomes_internal_error_without_details(self, gateway, speaker, monkeypatch):
+        """An unexpected exception is answered with INTERNAL_ERROR, no stack trace."""
+        cid, _ = speaker
+        lifecycle = gateway.runtime.lifecycle
+
+        def boom(*args):
+            raise KeyError("secret internals")
+
+        monkeypatch.setattr(lifecycle, "_on_heartbeat", boom)
+        gateway.send(cid, {"action": "heartbeat"})
+        reply = gateway.last(cid)
+        assert reply["code"] == "INTERNAL_ERROR"
+        assert "secret" not in reply["message"] and "Traceback" not in reply["message"]
+
+    def test_state_store_outage_during_a_message(self, gateway, speaker, dynamodb, config):
+        """A DynamoDB outage while handling a message is SERVICE_UNAVAILABLE."""
+        cid, _ = speaker
+        dynamodb.delete_table(TableName=config.connections_table)
+        gateway.send(cid, {"action": "heartbeat"})
+        assert gateway.last(cid)["code"] == "SERVICE_UNAVAILABLE"
