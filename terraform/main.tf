@@ -1,0 +1,215 @@
+################################################################################
+# Manifest (tools/package.py): function name -> handler, runtime, settings
+################################################################################
+
+locals {
+  manifest         = jsondecode(file(var.manifest_path))
+  package_zip_path = coalesce(var.package_zip_path, "${dirname(var.manifest_path)}/${local.manifest.zip}")
+
+  name_prefix    = "${var.app_name}-${var.stage}"
+  api_stage_name = coalesce(var.api_stage_name, var.stage)
+
+  tags = merge(var.tags, {
+    Application = var.app_name
+    Stage       = var.stage
+    ManagedBy   = "terraform"
+  })
+
+  functions = local.manifest.functions
+  websocket_routes = {
+    for name, fn in local.functions : fn.websocket_route => name if try(fn.websocket_route, null) != null
+  }
+}
+
+################################################################################
+# Tables
+################################################################################
+
+module "tables" {
+  source = "./modules/tables"
+
+  table_names = {
+    sessions    = coalesce(var.table_names.sessions, "${local.name_prefix}-Sessions")
+    connections = coalesce(var.table_names.connections, "${local.name_prefix}-Connections")
+    rate_limits = coalesce(var.table_names.rate_limits, "${local.name_prefix}-RateLimits")
+  }
+  point_in_time_recovery_enabled = var.point_in_time_recovery_enabled
+  deletion_protection_enabled    = var.deletion_protection_enabled
+
+  tags = local.tags
+}
+
+################################################################################
+# Functions
+#
+# IAM needs per function are docs/design-contract.md's "IAM needs per function".
+################################################################################
+
+locals {
+  sessions_arn    = module.tables.table_arns.sessions
+  connections_arn = module.tables.table_arns.connections
+  rate_limits_arn = module.tables.table_arns.rate_limits
+
+  sessions_by_status_arn   = module.tables.index_arns.sessions["status-expiresAt-index"]
+  listeners_by_session_arn = module.tables.index_arns.connections["sessionId-targetLanguage-index"]
+  connection_item_actions  = ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"]
+  connection_handler_dynamodb = [
+    { actions = ["GetItem", "UpdateItem", "ConditionCheckItem"], resources = [local.sessions_arn] },
+    { actions = concat(local.connection_item_actions, ["Query"]), resources = [local.connections_arn, local.listeners_by_session_arn] },
+  ]
+
+  permissions = {
+    authorizer = {}
+    websocket_connect = {
+      dynamodb = [
+        { actions = ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"], resources = [local.sessions_arn] },
+        { actions = local.connection_item_actions, resources = [local.connections_arn] },
+        { actions = ["UpdateItem"], resources = [local.rate_limits_arn] },
+      ]
+      invoke_functions = [for name in ["deliver_welcome"] : name if contains(keys(local.functions), name)]
+    }
+    websocket_message = {
+      dynamodb                       = local.connection_handler_dynamodb
+      manage_connections             = true
+      kinesis_put_record_stream_arns = aws_kinesis_stream.audio[*].arn
+    }
+    websocket_disconnect = {
+      dynamodb           = local.connection_handler_dynamodb
+      manage_connections = true
+    }
+    sweep = {
+      dynamodb = concat(local.connection_handler_dynamodb, [
+        { actions = ["Query"], resources = [local.sessions_by_status_arn] },
+      ])
+      manage_connections = true
+    }
+    publish = {
+      dynamodb           = local.connection_handler_dynamodb
+      manage_connections = true
+    }
+    deliver_welcome = {
+      dynamodb           = [{ actions = ["GetItem"], resources = [local.connections_arn] }]
+      manage_connections = true
+    }
+  }
+
+  # Every function reads the same Config (chalicelib/config.py). Variables left
+  # empty are not set, so the app's own default applies (SUPPORTED_LANGUAGES'
+  # built-in list, JWKS_URL derived from TOKEN_ISSUER, ...).
+  optional_environment = {
+    for key, value in {
+      SUPPORTED_LANGUAGES = join(",", var.supported_languages)
+      TOKEN_ISSUER        = var.token_issuer
+      TOKEN_AUDIENCE      = var.token_audience
+      JWKS_URL            = var.jwks_url
+    } : key => value if value != ""
+  }
+
+  environment = merge(local.optional_environment, {
+    SESSIONS_TABLE                   = module.tables.table_names.sessions
+    CONNECTIONS_TABLE                = module.tables.table_names.connections
+    RATE_LIMITS_TABLE                = module.tables.table_names.rate_limits
+    SESSION_MAX_DURATION_HOURS       = tostring(var.session_max_duration_hours)
+    MAX_LISTENERS_PER_SESSION        = tostring(var.max_listeners_per_session)
+    CONNECTION_REFRESH_MINUTES       = tostring(var.connection_refresh_minutes)
+    CONNECTION_WARNING_MINUTES       = tostring(var.connection_warning_minutes)
+    CONNECTION_MAX_DURATION_MINUTES  = tostring(var.connection_max_duration_minutes)
+    HEARTBEAT_INTERVAL_SECONDS       = tostring(var.heartbeat_interval_seconds)
+    HEARTBEAT_TIMEOUT_SECONDS        = tostring(var.heartbeat_timeout_seconds)
+    SPEAKER_RECONNECT_GRACE_SECONDS  = tostring(var.speaker_reconnect_grace_seconds)
+    TOKEN_USE                        = var.token_use
+    JWKS_REFETCH_COOLDOWN_SECONDS    = tostring(var.jwks_refetch_cooldown_seconds)
+    MANAGEMENT_API_URL               = local.management_api_url
+    WELCOME_FUNCTION_NAME            = "${local.name_prefix}-deliver_welcome"
+    WELCOME_DELIVERY_TIMEOUT_SECONDS = tostring(var.welcome_delivery_timeout_seconds)
+    AUDIO_SINK                       = local.audio_sink
+    AUDIO_STREAM_NAME                = local.audio_stream_name
+    PUBLISH_CONCURRENCY              = tostring(var.publish_concurrency)
+    LOG_LEVEL                        = var.log_level
+  })
+
+  # Built from the API id (not the stage) so the functions do not depend on the
+  # stage, which depends on them through its routes.
+  management_api_url = coalesce(
+    var.management_api_url,
+    "https://${module.websocket_api.api_id}.execute-api.${var.aws_region}.amazonaws.com/${local.api_stage_name}",
+  )
+}
+
+module "functions" {
+  source = "./modules/functions"
+
+  name_prefix        = local.name_prefix
+  functions          = local.functions
+  package_zip_path   = local.package_zip_path
+  environment        = local.environment
+  permissions        = local.permissions
+  log_retention_days = var.log_retention_days
+  schedules_enabled  = var.schedules_enabled
+
+  connections_api = {
+    execution_arn = module.websocket_api.api_execution_arn
+    stage_name    = local.api_stage_name
+  }
+
+  tags = local.tags
+}
+
+################################################################################
+# WebSocket API
+################################################################################
+
+module "websocket_api" {
+  source = "./modules/websocket_api"
+
+  name       = "${local.name_prefix}-websocket-api"
+  stage_name = local.api_stage_name
+
+  routes = {
+    for route, name in local.websocket_routes : route => {
+      function_name = module.functions.function_names[name]
+      invoke_arn    = module.functions.function_invoke_arns[name]
+    }
+  }
+  authorizer = {
+    function_name = module.functions.function_names["authorizer"]
+    invoke_arn    = module.functions.function_invoke_arns["authorizer"]
+  }
+
+  throttling_burst_limit   = var.throttling_burst_limit
+  throttling_rate_limit    = var.throttling_rate_limit
+  detailed_metrics_enabled = var.detailed_metrics_enabled
+  log_retention_days       = var.log_retention_days
+
+  tags = local.tags
+
+  # Access logging is refused until the region's API Gateway account has a CloudWatch role.
+  depends_on = [aws_api_gateway_account.this]
+}
+
+################################################################################
+# Alarms
+################################################################################
+
+module "alarms" {
+  source = "./modules/alarms"
+
+  name_prefix    = local.name_prefix
+  alarm_email    = var.alarm_email
+  period_seconds = var.alarm_period_seconds
+
+  function_names = module.functions.function_names
+  api = {
+    id         = module.websocket_api.api_id
+    stage_name = module.websocket_api.stage_name
+  }
+  tables = {
+    for role, name in module.tables.table_names : role => {
+      name                     = name
+      global_secondary_indexes = module.tables.index_names[role]
+    }
+  }
+  api_errors_threshold = var.api_errors_threshold
+
+  tags = local.tags
+}

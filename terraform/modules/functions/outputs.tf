@@ -1,0 +1,39 @@
+output "function_names" {
+  description = "Deployed function name, by Chalice function name."
+  value       = { for name, fn in aws_lambda_function.this : name => fn.function_name }
+}
+
+output "function_arns" {
+  description = "Function ARN, by Chalice function name."
+  value       = { for name, fn in aws_lambda_function.this : name => fn.arn }
+}
+
+output "function_invoke_arns" {
+  description = "ARN API Gateway uses to invoke each function, by Chalice function name."
+  value       = { for name, fn in aws_lambda_function.this : name => fn.invoke_arn }
+}
+
+output "function_handlers" {
+  description = "Handler string of each deployed function, by Chalice function name."
+  value       = { for name, fn in aws_lambda_function.this : name => fn.handler }
+}
+
+output "role_arns" {
+  description = "Execution role ARN, by Chalice function name."
+  value       = { for name, role in aws_iam_role.this : name => role.arn }
+}
+
+output "policy_statements" {
+  description = "Statements of each function role's inline policy, by Chalice function name."
+  value       = local.policy_statements
+}
+
+output "log_group_names" {
+  description = "Log group name, by Chalice function name."
+  value       = { for name, group in aws_cloudwatch_log_group.this : name => group.name }
+}
+
+output "schedule_rule_arns" {
+  description = "EventBridge rule ARN of each scheduled function, by Chalice function name."
+  value       = { for name, rule in aws_cloudwatch_event_rule.this : name => rule.arn }
+}

@@ -1,0 +1,238 @@
+# Plan-level checks of the root module with a mocked AWS provider (no network,
+# no credentials). The fixture manifest mirrors docs/design-contract.md; the
+# pytest runner passes the real build/<stage>/manifest.json when there is one.
+
+mock_provider "aws" {
+  override_during = plan
+  source          = "./tests"
+}
+
+variables {
+  stage         = "dev"
+  manifest_path = "tests/fixtures/manifest.json"
+}
+
+run "functions_follow_the_manifest" {
+  command = plan
+
+  assert {
+    condition     = keys(module.functions.function_handlers) == keys(jsondecode(file(var.manifest_path)).functions)
+    error_message = "Terraform must deploy exactly the functions of the manifest."
+  }
+
+  assert {
+    condition = alltrue([
+      for name, handler in module.functions.function_handlers :
+      handler == jsondecode(file(var.manifest_path)).functions[name].handler
+    ])
+    error_message = "Every function's handler must be the one the manifest gives for it."
+  }
+
+  assert {
+    condition = alltrue([
+      for name, deployed in module.functions.function_names : deployed == "broadcast-dev-${name}"
+    ])
+    error_message = "Deployed names must be <app_name>-<stage>-<chalice name>."
+  }
+
+  assert {
+    condition     = module.functions.schedule_rule_arns["sweep"] != null && length(module.functions.schedule_rule_arns) == 1
+    error_message = "Only the sweep (the one @app.schedule function) gets an EventBridge rule."
+  }
+}
+
+run "every_contract_variable_reaches_the_functions" {
+  command = plan
+
+  variables {
+    supported_languages = ["en", "es", "fr"]
+    token_issuer        = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_abc"
+    token_audience      = "client123"
+    jwks_url            = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_abc/.well-known/jwks.json"
+  }
+
+  assert {
+    condition = toset(keys(local.environment)) == toset([
+      "SESSIONS_TABLE", "CONNECTIONS_TABLE", "RATE_LIMITS_TABLE", "SESSION_MAX_DURATION_HOURS",
+      "MAX_LISTENERS_PER_SESSION", "CONNECTION_REFRESH_MINUTES", "CONNECTION_WARNING_MINUTES",
+      "CONNECTION_MAX_DURATION_MINUTES", "HEARTBEAT_INTERVAL_SECONDS", "HEARTBEAT_TIMEOUT_SECONDS",
+      "SPEAKER_RECONNECT_GRACE_SECONDS", "SUPPORTED_LANGUAGES", "TOKEN_ISSUER", "TOKEN_AUDIENCE",
+      "TOKEN_USE", "JWKS_URL", "JWKS_REFETCH_COOLDOWN_SECONDS", "MANAGEMENT_API_URL",
+      "WELCOME_FUNCTION_NAME", "WELCOME_DELIVERY_TIMEOUT_SECONDS", "AUDIO_SINK", "AUDIO_STREAM_NAME",
+      "PUBLISH_CONCURRENCY", "LOG_LEVEL",
+    ])
+    error_message = "The functions' environment must hold exactly the contract's variables."
+  }
+
+  assert {
+    condition     = local.environment.SUPPORTED_LANGUAGES == "en,es,fr" && local.environment.WELCOME_FUNCTION_NAME == "broadcast-dev-deliver_welcome"
+    error_message = "SUPPORTED_LANGUAGES is comma-separated; WELCOME_FUNCTION_NAME is the deployed name."
+  }
+
+  assert {
+    condition     = output.management_api_url == "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/dev"
+    error_message = "The management endpoint is https://{api_id}.execute-api.{region}.amazonaws.com/{stage}."
+  }
+
+  assert {
+    condition     = output.websocket_url == "wss://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/dev"
+    error_message = "The WebSocket URL is the stage's wss:// invoke URL."
+  }
+}
+
+run "empty_settings_leave_the_app_defaults" {
+  command = plan
+
+  assert {
+    condition     = length(setintersection(keys(local.environment), ["SUPPORTED_LANGUAGES", "TOKEN_ISSUER", "TOKEN_AUDIENCE", "JWKS_URL"])) == 0
+    error_message = "Unset optional settings must not be passed, so the app's own defaults apply."
+  }
+
+  assert {
+    condition     = local.environment.AUDIO_SINK == "none" && local.environment.AUDIO_STREAM_NAME == ""
+    error_message = "Without the audio stream, AUDIO_SINK is none."
+  }
+}
+
+run "iam_is_least_privilege" {
+  command = plan
+
+  assert {
+    condition = alltrue(flatten([
+      for name, statements in module.functions.policy_statements : [
+        for statement in statements : [
+          for resource in statement.Resource : !strcontains(resource, "*")
+        ] if anytrue([for action in statement.Action : startswith(action, "dynamodb:")])
+      ]
+    ]))
+    error_message = "No DynamoDB statement may have a wildcard resource."
+  }
+
+  assert {
+    condition = length(flatten([
+      for name, statements in module.functions.policy_statements : [
+        for statement in statements : statement if anytrue([for action in statement.Action : startswith(action, "dynamodb:")])
+      ]
+    ])) >= 6
+    error_message = "The wildcard check above must have DynamoDB statements to look at."
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for name, statements in module.functions.policy_statements : [
+        for statement in statements : [for action in statement.Action : !strcontains(action, "*")]
+      ]
+    ]))
+    error_message = "No statement may have a wildcard action."
+  }
+
+  assert {
+    condition = alltrue([
+      for name, statements in module.functions.policy_statements :
+      contains(["authorizer", "websocket_connect"], name) == (length([for s in statements : s if s.Sid == "ManageConnections"]) == 0)
+    ])
+    error_message = "Every function but authorizer and websocket_connect may manage connections; those two may not."
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for name, statements in module.functions.policy_statements : [
+        for statement in statements : toset(statement.Resource) == toset([
+          "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/dev/POST/@connections/*",
+          "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/dev/GET/@connections/*",
+          "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/dev/DELETE/@connections/*",
+        ]) if statement.Sid == "ManageConnections"
+      ]
+    ]))
+    error_message = "execute-api:ManageConnections is granted on this API's stage @connections only."
+  }
+
+  assert {
+    condition = alltrue([
+      for name, statements in module.functions.policy_statements :
+      (name == "websocket_connect") == (length([for s in statements : s if contains(s.Action, "lambda:InvokeFunction")]) == 1)
+    ])
+    error_message = "Only websocket_connect may invoke a function (deliver_welcome)."
+  }
+
+  assert {
+    condition     = length(module.functions.policy_statements["authorizer"]) == 1 && module.functions.policy_statements["authorizer"][0].Sid == "WriteOwnLogs"
+    error_message = "The authorizer may only write its logs."
+  }
+
+  assert {
+    condition = alltrue([
+      for name, statements in module.functions.policy_statements :
+      length([for s in statements : s if anytrue([for a in s.Action : startswith(a, "kinesis:")])]) == 0
+    ])
+    error_message = "Without the audio stream no function gets Kinesis access."
+  }
+}
+
+run "audio_stream_switch" {
+  command = plan
+
+  variables {
+    audio_stream_enabled = true
+  }
+
+  assert {
+    condition     = local.environment.AUDIO_SINK == "kinesis" && local.environment.AUDIO_STREAM_NAME == "broadcast-dev-audio"
+    error_message = "audio_stream_enabled selects AUDIO_SINK=kinesis and names the stream."
+  }
+
+  assert {
+    condition = alltrue([
+      for name, statements in module.functions.policy_statements :
+      (name == "websocket_message") == anytrue([for s in statements : contains(s.Action, "kinesis:PutRecord")])
+    ])
+    error_message = "Only websocket_message may kinesis:PutRecord."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in module.functions.policy_statements["websocket_message"] :
+      toset(s.Resource) == toset(["arn:aws:kinesis:us-east-1:123456789012:stream/mock"]) if s.Sid == "PutAudioRecords"
+    ])
+    error_message = "kinesis:PutRecord is granted on the audio stream only."
+  }
+}
+
+run "alarms_notify_the_topic" {
+  command = plan
+
+  assert {
+    condition     = length(module.alarms.alarm_actions) == 7 * 2 + 2 + 3 * 3
+    error_message = "Expected Errors and Throttles per function, 2 API alarms, and read/write throttles plus system errors per table."
+  }
+
+  assert {
+    condition     = alltrue([for name, actions in module.alarms.alarm_actions : toset(actions) == toset([module.alarms.sns_topic_arn])])
+    error_message = "Every alarm must notify the SNS topic."
+  }
+
+  assert {
+    condition     = output.sns_topic_arn == module.alarms.sns_topic_arn
+    error_message = "The topic is an output."
+  }
+}
+
+run "the_manifest_must_hold_the_websocket_functions" {
+  command = plan
+
+  variables {
+    manifest_path = "tests/fixtures/manifest-without-authorizer.json"
+  }
+
+  expect_failures = [var.manifest_path]
+}
+
+run "connection_timings_must_be_ordered" {
+  command = plan
+
+  variables {
+    connection_warning_minutes = 90
+  }
+
+  expect_failures = [output.websocket_url]
+}
