@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -47,6 +46,11 @@ ZIP_NAME = "deployment.zip"
 SAM_NAME = "sam.json"
 MANIFEST_NAME = "manifest.json"
 FUNCTION_TYPE = "AWS::Serverless::Function"
+WEBSOCKET_FUNCTION_NAMES = {
+    "$connect": "websocket_connect",
+    "$disconnect": "websocket_disconnect",
+    "$default": "websocket_message",
+}
 
 
 class PackagingError(Exception):
@@ -73,7 +77,10 @@ def chalice_functions(project_dir: Path) -> dict[str, dict]:
     for fn in app.pure_lambda_functions:
         add(fn.name, fn.handler_string, trigger="invoke")
     for route_key, cfg in sorted(app.websocket_handlers.items()):
-        add(cfg.name, cfg.handler_string, trigger="websocket", websocket_route=route_key)
+        # Chalice names WebSocket functions by route, whatever the decorator's
+        # name= says (chalice/deploy/appgraph.py); every other key is $default.
+        name = WEBSOCKET_FUNCTION_NAMES.get(route_key, "websocket_message")
+        add(name, cfg.handler_string, trigger="websocket", websocket_route=route_key)
     for source in app.event_sources:
         schedule = getattr(source, "schedule_expression", None)
         if schedule is None:
@@ -155,16 +162,25 @@ def build_manifest(
 
 
 def run_chalice_package(project_dir: Path, stage: str, out_dir: Path) -> None:
-    env = dict(os.environ)
-    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    chalice = shutil.which("chalice", path=str(Path(sys.executable).parent)) or "chalice"
-    cmd = [chalice, "--project-dir", str(project_dir), "package", "--stage", stage, str(out_dir)]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise PackagingError(
-            f"`{' '.join(cmd)}` failed with exit code {result.returncode}:\n"
-            f"{result.stdout}{result.stderr}"
+    """What ``chalice package --stage <stage> <out_dir>`` does, with one difference.
+
+    Chalice's IAM settings are forced to ``autogen_policy=True``: Terraform owns
+    every role, so the policy Chalice would attach is discarded, and a stage with
+    ``autogen_policy: false`` would otherwise need a ``.chalice/policy-<stage>.json``
+    that nothing uses.
+    """
+    from chalice.cli.factory import CLIFactory
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    factory = CLIFactory(str(project_dir))
+    try:
+        config = factory.create_config_obj(stage, autogen_policy=True)
+        packager = factory.create_app_packager(
+            config, factory.create_package_options(), "cloudformation", "json", None
         )
+        packager.package_app(config, str(out_dir), stage)
+    except Exception as exc:  # chalice raises plain RuntimeError/ValueError subclasses
+        raise PackagingError(f"chalice package --stage {stage} failed: {exc}") from exc
 
 
 def package(project_dir: Path, stage: str, out_dir: Path) -> dict:
