@@ -526,6 +526,16 @@ _DEFAULT_REASONS = {
 }
 
 IDLE_REASON = "Going away"
+
+
+class _GatewayProtocol(Protocol):
+    """websockets' protocol, with API Gateway's close reason for 1009."""
+
+    def fail(self, code: int, reason: str = "") -> None:
+        if code == CloseCode.MESSAGE_TOO_BIG:
+            reason = _DEFAULT_REASONS[1009]
+        super().fail(code, reason)
+
 MAX_DURATION_REASON = "Going away"
 
 
@@ -578,7 +588,7 @@ class Connection:
         # API Gateway: 32 KB per frame, 128 KB per message; beyond either,
         # the connection is closed with 1009. websockets checks the frame
         # header's length before reading the payload.
-        self._ws = Protocol(
+        self._ws = _GatewayProtocol(
             Side.SERVER,
             max_size=(self.max_message_bytes, self.max_frame_bytes),
         )

@@ -99,47 +99,41 @@ class StackThread:
         return predicate()
 
 
-@pytest.fixture(scope="session")
-def aws_env():
-    """Fake credentials and region for the fixture app's boto3 clients."""
+@pytest.fixture
+def make_stack(tmp_path):
+    """Start fixture-app stacks with settings overrides; stop them and restore
+    the environment (the stack sets the app's variables in it) at the end."""
     saved = dict(os.environ)
-    for key in list(os.environ):
-        if key.startswith("AWS_") or key in ("MANAGEMENT_API_URL", "JWKS_URL"):
-            del os.environ[key]
+    for key in ("MANAGEMENT_API_URL", "AWS_ENDPOINT_URL_LAMBDA", "JWKS_URL", "AWS_ENDPOINT_URL",
+                "TOKEN_ISSUER", "TOKEN_AUDIENCE"):
+        os.environ.pop(key, None)
     os.environ.update({
         "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     })
-    yield os.environ
-    os.environ.clear()
-    os.environ.update(saved)
-
-
-@pytest.fixture
-def make_stack(aws_env, tmp_path):
-    """Start a fixture-app stack with the given settings overrides."""
     started = []
 
     def make(**overrides):
-        env = aws_env
-        # Each stack gets its own gateway URLs; drop the previous stack's.
-        for key in ("MANAGEMENT_API_URL", "AWS_ENDPOINT_URL_LAMBDA", "JWKS_URL",
-                    "AWS_ENDPOINT_URL", "TOKEN_ISSUER", "TOKEN_AUDIENCE"):
-            env.pop(key, None)
+        for key in ("MANAGEMENT_API_URL", "AWS_ENDPOINT_URL_LAMBDA", "JWKS_URL"):
+            os.environ.pop(key, None)  # this stack's own URLs, not a previous one's
         values = dict(
             host="127.0.0.1", port=0, app=str(HERE / "fixture_app.py"), app_dir=HERE,
             aws_endpoint_url="http://127.0.0.1:9", create_tables=False,
             state_dir=tmp_path / "state", close_timeout=1.0,
         )
         values.update(overrides)
-        thread = StackThread(Settings(**values), env).start()
+        thread = StackThread(Settings(**values), os.environ).start()
         started.append(thread)
         return thread
 
-    yield make
-    for thread in started:
-        thread.stop()
+    try:
+        yield make
+    finally:
+        for thread in started:
+            thread.stop()
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture

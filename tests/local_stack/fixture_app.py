@@ -148,6 +148,9 @@ def message(event):
         api.send(event.connection_id, json.dumps({
             "info": {k: str(v) for k, v in info.items() if k != "ResponseMetadata"}}))
         return
+    if len(body) > 1000:
+        api.send(event.connection_id, json.dumps({"length": len(body)}))
+        return
     api.send(event.connection_id, json.dumps({"echo": body, "route": raw["requestContext"]["routeKey"]}))
 
 
@@ -158,4 +161,4 @@ def disconnect(event):
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def tick(event):
-    TICKS.append(event)
+    TICKS.append(event.to_dict())
