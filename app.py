@@ -60,3 +60,9 @@ def on_ws_disconnect(event):
     runtime.lifecycle.disconnect(
         event.connection_id, endpoint_for(event.to_dict(), runtime.config)
     )
+
+
+@app.schedule("rate(1 minute)", name="sweep")
+def sweep(event):
+    """Heals state: timeouts, one-time notices, expired and orphaned sessions."""
+    return runtime.sweeper.sweep().to_dict()

@@ -55,6 +55,10 @@ class ConnectionsApi:
         """Post one message. False if the connection is gone."""
         return self._call("post_to_connection", connection_id, Data=encode(message))
 
+    def exists(self, connection_id: str) -> bool:
+        """Whether the gateway still holds this socket (GET @connections/{id})."""
+        return self._call("get_connection", connection_id)
+
     def close(self, connection_id: str) -> bool:
         """Close the socket (the client sees 1000; ``$disconnect`` follows).
         False if it was already gone."""

@@ -17,6 +17,7 @@ from chalicelib import errors, messages
 from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
 from chalicelib.fanout import FanoutResult, fan_out
 from chalicelib.ids import candidate_ids
+from chalicelib import liveness
 from chalicelib.records import ACTIVE, LISTENER, SPEAKER, Connection, Session
 from chalicelib.requests import (
     ClientMessage,
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 # Why a session ended, as sent in sessionEnded.reason.
 SPEAKER_DISCONNECTED = "speakerDisconnected"
 SPEAKER_ENDED = "speakerEnded"
+EXPIRED = "expired"
 
 
 @attrs.frozen(kw_only=True)
@@ -203,7 +205,7 @@ class Lifecycle:
     def _refresh_speaker(self, request, intent: RefreshIntent, now):
         speaker = self._connection(request, intent.session_id, SPEAKER, now)
         try:
-            session, previous = self._store.replace_speaker(
+            session, previous, previous_disconnected_at = self._store.replace_speaker(
                 speaker,
                 request.user_id,
                 int(now) + self._config.session_max_duration_seconds,
@@ -217,6 +219,12 @@ class Lifecycle:
             )
             self._store.delete_connection(request.connection_id)
 
+        if previous_disconnected_at is not None:
+            self._broadcast_to_listeners(
+                session.session_id,
+                messages.speaker_reconnected(now, session.session_id),
+                self._api(request.endpoint),
+            )
         message = messages.refresh_complete(
             now, session, request.connection_id, SPEAKER, None
         )
@@ -299,6 +307,8 @@ class Lifecycle:
 
     def _on_heartbeat(self, connection, message: ClientMessage, api, now):
         self._reply(api, connection.connection_id, messages.heartbeat_ack(now))
+        verdict = liveness.judge(connection, int(now * 1000), self._config)
+        self.send_notices(connection, verdict.notices, api, now)
 
     def _on_join_again(self, connection, message: ClientMessage, api, now):
         if connection.is_speaker:
@@ -335,36 +345,59 @@ class Lifecycle:
         )
         if session is None:
             raise errors.SessionNotFound("the session has already ended")
-        self._reply(
-            api,
-            connection.connection_id,
-            messages.session_ended(now, session.session_id, SPEAKER_ENDED),
-        )
-        self.release_listeners(session.session_id, SPEAKER_ENDED, api)
-        try:
-            api.close(connection.connection_id)
-        except DeliveryFailed as exc:
-            logger.warning("closing speaker %s failed: %s", connection.connection_id, exc)
+        self.finish_session(session, SPEAKER_ENDED, api)
 
     # -- leaving -----------------------------------------------------------------
 
     def disconnect(self, connection_id: str, endpoint: str) -> None:
         """``$disconnect``: idempotent; a repeated delivery finds nothing to do."""
         connection = self._store.get_connection(connection_id)
-        if connection is None:
-            return
+        if connection is not None:
+            self.connection_left(connection, self._api(endpoint))
+
+    def connection_left(self, connection: Connection, api: ConnectionsApi) -> None:
+        """The socket is gone, however we learned it ($disconnect, a 410, a forced
+        close). Safe to run more than once and concurrently: every step is
+        conditional, so the count moves once and the session ends once."""
         if not connection.is_speaker:
             self._store.remove_listener(connection)
             return
+        self._store.delete_connection(connection.connection_id)
+        grace = self._config.speaker_reconnect_grace_seconds
+        if grace > 0:
+            session = self._store.mark_speaker_disconnected(
+                connection.session_id, connection.connection_id, self._now_ms()
+            )
+            if session is not None:
+                self._broadcast_to_listeners(
+                    session.session_id,
+                    messages.speaker_disconnected(self._clock(), session.session_id, grace),
+                    api,
+                )
+            return
+        self.end_session(connection.session_id, SPEAKER_DISCONNECTED, api, only_if_speaker=connection.connection_id)
+
+    def end_session(
+        self, session_id: str, reason: str, api: ConnectionsApi, only_if_speaker: Optional[str] = None
+    ) -> Optional[Session]:
+        """End an active session (once) and tell and release everyone in it."""
         ended = self._store.end_session(
-            connection.session_id,
-            SPEAKER_DISCONNECTED,
-            self._now_ms(),
-            only_if_speaker=connection_id,
+            session_id, reason, self._now_ms(), only_if_speaker=only_if_speaker
         )
-        self._store.delete_connection(connection_id)
         if ended is not None:
-            self.release_listeners(ended.session_id, SPEAKER_DISCONNECTED, self._api(endpoint))
+            self.finish_session(ended, reason, api)
+        return ended
+
+    def finish_session(self, session: Session, reason: str, api: ConnectionsApi) -> None:
+        """After the session is marked ended: listeners first, then the speaker."""
+        self.release_listeners(session.session_id, reason, api)
+        speaker_id = session.speaker_connection_id
+        try:
+            if api.send(speaker_id, messages.session_ended(self._clock(), session.session_id, reason)):
+                api.close(speaker_id)
+        except DeliveryFailed as exc:
+            logger.warning("closing speaker %s failed: %s", speaker_id, exc)
+        self._store.delete_connection(speaker_id)
 
     def release_listeners(self, session_id: str, reason: str, api: ConnectionsApi) -> FanoutResult:
         """Tell every listener the session ended, close them, and remove their rows.
@@ -387,3 +420,55 @@ class Lifecycle:
             on_gone=self._store.remove_listener,
             after_send=close_and_remove,
         )
+
+    def _broadcast_to_listeners(self, session_id: str, message: dict, api: ConnectionsApi) -> FanoutResult:
+        """Send to every listener; listeners found gone are cleaned up."""
+        return fan_out(
+            api,
+            self._store.listeners(session_id),
+            message,
+            concurrency=self._config.publish_concurrency,
+            on_gone=self._store.remove_listener,
+        )
+
+    # -- liveness ----------------------------------------------------------------
+
+    def send_notices(self, connection: Connection, notices, api: ConnectionsApi, now: float) -> None:
+        """Send each due one-time notice, exactly once per connection."""
+        now_ms = int(now * 1000)
+        refresh_by = liveness.refresh_deadline_ms(connection, self._config)
+        for notice in notices:
+            if not self._store.claim_notice(connection.connection_id, notice, now_ms):
+                continue
+            if notice == liveness.REFRESH_NOTICE:
+                message = messages.connection_refresh_required(
+                    now, connection, refresh_by, liveness.reconnect_query(connection)
+                )
+            else:
+                message = messages.connection_warning(
+                    now, liveness.remaining_minutes(connection, now_ms, self._config), refresh_by
+                )
+            if not self._send_or_forget(connection, message, api):
+                return
+
+    def close_connection(self, connection: Connection, reason: str, api: ConnectionsApi) -> None:
+        """Close a connection ourselves, saying why first, and clean up at once
+        (the ``$disconnect`` that follows finds nothing left to do)."""
+        try:
+            if api.send(connection.connection_id, messages.connection_closed(self._clock(), reason)):
+                api.close(connection.connection_id)
+        except DeliveryFailed as exc:
+            logger.warning("closing %s failed: %s", connection.connection_id, exc)
+            return  # keep the row; the next sweep tries again
+        self.connection_left(connection, api)
+
+    def _send_or_forget(self, connection: Connection, message: dict, api: ConnectionsApi) -> bool:
+        """Send; a connection found gone is cleaned up as if it had disconnected."""
+        try:
+            if api.send(connection.connection_id, message):
+                return True
+        except DeliveryFailed as exc:
+            logger.warning("send to %s failed: %s", connection.connection_id, exc)
+            return False
+        self.connection_left(connection, api)
+        return False

@@ -68,3 +68,35 @@ def error(now, code: str, message: str, action: Optional[str] = None) -> dict:
     if action:
         fields["action"] = action
     return build("error", now, **fields)
+
+
+def connection_closed(now, reason: str) -> dict:
+    return build("connectionClosed", now, reason=reason)
+
+
+def connection_refresh_required(now, connection, refresh_by_ms: int, query: dict) -> dict:
+    fields = dict(
+        sessionId=connection.session_id,
+        role=connection.role,
+        refreshBy=refresh_by_ms,
+        reconnectQuery=query,
+    )
+    if connection.target_language:
+        fields["targetLanguage"] = connection.target_language
+    return build("connectionRefreshRequired", now, **fields)
+
+
+def connection_warning(now, remaining_minutes: float, refresh_by_ms: int) -> dict:
+    return build(
+        "connectionWarning", now, remainingMinutes=remaining_minutes, refreshBy=refresh_by_ms
+    )
+
+
+def speaker_disconnected(now, session_id: str, grace_seconds: float) -> dict:
+    return build(
+        "speakerDisconnected", now, sessionId=session_id, graceSeconds=grace_seconds
+    )
+
+
+def speaker_reconnected(now, session_id: str) -> dict:
+    return build("speakerReconnected", now, sessionId=session_id)

@@ -19,6 +19,10 @@ def _int(value) -> int:
     return int(value) if isinstance(value, (int, Decimal, float)) else int(str(value))
 
 
+def _optional_int(value) -> Optional[int]:
+    return None if value is None else _int(value)
+
+
 @attrs.frozen(kw_only=True)
 class Session:
     session_id: str
@@ -31,6 +35,7 @@ class Session:
     created_at: int
     expires_at: int
     ended_reason: Optional[str] = None
+    speaker_disconnected_at: Optional[int] = None
 
     @property
     def is_active(self) -> bool:
@@ -49,6 +54,9 @@ class Session:
             created_at=_int(item["createdAt"]),
             expires_at=_int(item["expiresAt"]),
             ended_reason=item.get("endedReason"),
+            speaker_disconnected_at=(
+                _int(item["speakerDisconnectedAt"]) if "speakerDisconnectedAt" in item else None
+            ),
         )
 
     def to_item(self) -> dict:
@@ -65,6 +73,8 @@ class Session:
         }
         if self.ended_reason:
             item["endedReason"] = self.ended_reason
+        if self.speaker_disconnected_at is not None:
+            item["speakerDisconnectedAt"] = self.speaker_disconnected_at
         return item
 
 
@@ -78,6 +88,8 @@ class Connection:
     ttl: int
     target_language: Optional[str] = None
     user_id: Optional[str] = None
+    refresh_notified_at: Optional[int] = None
+    warned_at: Optional[int] = None
 
     @property
     def is_speaker(self) -> bool:
@@ -94,6 +106,8 @@ class Connection:
             ttl=_int(item["ttl"]),
             target_language=item.get("targetLanguage"),
             user_id=item.get("userId"),
+            refresh_notified_at=_optional_int(item.get("refreshNotifiedAt")),
+            warned_at=_optional_int(item.get("warnedAt")),
         )
 
     def to_item(self) -> dict:
@@ -111,4 +125,8 @@ class Connection:
             item["targetLanguage"] = self.target_language
         if self.user_id is not None:
             item["userId"] = self.user_id
+        if self.refresh_notified_at is not None:
+            item["refreshNotifiedAt"] = self.refresh_notified_at
+        if self.warned_at is not None:
+            item["warnedAt"] = self.warned_at
         return item

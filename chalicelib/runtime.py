@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from functools import cached_property
 
 from chalicelib.aws import Clients
@@ -17,9 +18,10 @@ from chalicelib.connections_api import ConnectionsApi
 
 
 class Runtime:
-    def __init__(self, config: Config, clients: Clients = None) -> None:
+    def __init__(self, config: Config, clients: Clients = None, clock=time.time) -> None:
         self.config = config
         self.clients = clients or Clients()
+        self.clock = clock
 
     @classmethod
     def from_environ(cls, environ=None) -> "Runtime":
@@ -54,6 +56,23 @@ class Runtime:
             store=self.store,
             connections_api=self.connections_api,
             dispatch_welcome=self.dispatch_welcome,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def sweeper(self):
+        from chalicelib.config import ConfigError
+        from chalicelib.sweeper import Sweeper
+
+        if not self.config.management_api_url:
+            # A scheduled invocation has no WebSocket event to derive it from.
+            raise ConfigError("MANAGEMENT_API_URL must be set for the sweep function")
+        return Sweeper(
+            config=self.config,
+            store=self.store,
+            lifecycle=self.lifecycle,
+            api=self.connections_api(self.config.management_api_url),
+            clock=self.clock,
         )
 
     @cached_property

@@ -19,7 +19,7 @@ import attrs
 
 from chalicelib import errors
 from chalicelib.records import ACTIVE, ENDED, LISTENER, Connection, Session
-from chalicelib.schema import CONNECTIONS_SESSION_INDEX
+from chalicelib.schema import CONNECTIONS_SESSION_INDEX, SESSIONS_STATUS_INDEX
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +133,23 @@ class Store:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def active_sessions(self) -> Iterator[Session]:
+        """Every active session, via the status index, page by page."""
+        kwargs = dict(
+            TableName=self._sessions,
+            IndexName=SESSIONS_STATUS_INDEX,
+            KeyConditionExpression="#status = :active",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=self._values({":active": ACTIVE}),
+        )
+        while True:
+            page = self._call("query", **kwargs)
+            for item in page.get("Items", []):
+                yield Session.from_item(self._plain(item))
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     # -- sessions ----------------------------------------------------------------
 
     def create_session(self, session: Session, speaker: Connection) -> None:
@@ -216,8 +233,9 @@ class Store:
         """
         from botocore.exceptions import ClientError
 
-        condition = "#status = :active"
-        values = {":active": ACTIVE, ":one": 1}
+        # An expired session admits nobody, even before the sweep marks it ended.
+        condition = "#status = :active AND expiresAt > :now"
+        values = {":active": ACTIVE, ":one": 1, ":now": listener.connected_at // 1000}
         if capacity_limit is not None:
             condition += " AND listenerCount < :limit"
             values[":limit"] = capacity_limit
@@ -250,7 +268,8 @@ class Store:
                 raise ConnectionExists(self.get_connection(listener.connection_id)) from None
             if len(codes) > 1 and codes[1] == _CONDITION_FAILED:
                 session = self.get_session(listener.session_id)
-                if session is None or not session.is_active:
+                expired = session is not None and session.expires_at <= listener.connected_at // 1000
+                if session is None or not session.is_active or expired:
                     raise errors.SessionNotFound() from None
                 raise errors.SessionFull() from None
             logger.error("add_listener cancelled: %s", codes)
@@ -280,11 +299,12 @@ class Store:
 
     def replace_speaker(
         self, speaker: Connection, user_id: str, expires_at: int
-    ) -> Tuple[Session, str]:
+    ) -> Tuple[Session, str, Optional[int]]:
         """Point the session at a new speaker connection and extend ``expiresAt`` in
         one conditional update: only an active session owned by ``user_id``.
 
-        Returns the updated session and the replaced connection id. Raises
+        Returns the updated session, the replaced connection id, and when the
+        replaced connection was noticed gone (None if it was not). Raises
         SessionNotFound, Forbidden or ConnectionExists; on failure nothing remains.
         """
         from botocore.exceptions import ClientError
@@ -323,9 +343,12 @@ class Store:
             ) from None
         old = Session.from_item(self._plain(response["Attributes"]))
         updated = attrs.evolve(
-            old, speaker_connection_id=speaker.connection_id, expires_at=expires_at
+            old,
+            speaker_connection_id=speaker.connection_id,
+            expires_at=expires_at,
+            speaker_disconnected_at=None,
         )
-        return updated, old.speaker_connection_id
+        return updated, old.speaker_connection_id, old.speaker_disconnected_at
 
     def restore_speaker(self, session_id: str, previous: str, current: str) -> bool:
         """Undo :meth:`replace_speaker` if nothing replaced ``current`` since."""
@@ -408,6 +431,56 @@ class Store:
         return self.delete_connection(connection.connection_id) is not None
 
     # -- liveness ----------------------------------------------------------------
+
+    def claim_notice(self, connection_id: str, attribute: str, now_ms: int) -> bool:
+        """Mark a one-time notice as sent; True only for the one caller that marks
+        it, so a heartbeat and the sweep racing send it exactly once."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(
+                "update_item",
+                TableName=self._connections,
+                Key=self._item({"connectionId": connection_id}),
+                UpdateExpression="SET #notice = :now",
+                ConditionExpression="attribute_exists(connectionId) AND attribute_not_exists(#notice)",
+                ExpressionAttributeNames={"#notice": attribute},
+                ExpressionAttributeValues=self._values({":now": now_ms}),
+            )
+            return True
+        except ClientError as exc:
+            if self._is_condition_failure(exc):
+                return False
+            raise
+
+    def mark_speaker_disconnected(
+        self, session_id: str, connection_id: str, now_ms: int
+    ) -> Optional[Session]:
+        """Start the reconnect grace period, once, if ``connection_id`` is still the
+        session's speaker connection."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._call(
+                "update_item",
+                TableName=self._sessions,
+                Key=self._item({"sessionId": session_id}),
+                UpdateExpression="SET speakerDisconnectedAt = :now",
+                ConditionExpression=(
+                    "#status = :active AND speakerConnectionId = :c "
+                    "AND attribute_not_exists(speakerDisconnectedAt)"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=self._values(
+                    {":now": now_ms, ":active": ACTIVE, ":c": connection_id}
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if self._is_condition_failure(exc):
+                return None
+            raise
+        return Session.from_item(self._plain(response["Attributes"]))
 
     def touch(self, connection_id: str, now_ms: int) -> Optional[Connection]:
         """Record activity; returns the updated row, or None if it does not exist."""

@@ -25,6 +25,7 @@ def config_env():
         "TOKEN_AUDIENCE": AUDIENCE,
         "MAX_LISTENERS_PER_SESSION": "20",
         "SUPPORTED_LANGUAGES": "en,es,fr,de",
+        "MANAGEMENT_API_URL": "https://abcdef1234.execute-api.us-east-1.amazonaws.com/dev",
     }
 
 

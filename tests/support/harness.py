@@ -52,15 +52,33 @@ class FakeManagementClient:
             raise self._gone()
         self.gateway.inbox[ConnectionId].append(json.loads(Data))
 
+    def get_connection(self, ConnectionId):
+        if ConnectionId not in self.gateway.open:
+            raise self._gone()
+        return {"ConnectedAt": "2026-01-01T00:00:00Z", "Identity": {"SourceIp": "127.0.0.1"}}
+
     def delete_connection(self, ConnectionId):
         if ConnectionId not in self.gateway.open:
             raise self._gone()
         self.gateway.drop(ConnectionId, status=1000, reason="closed by server")
 
 
+class Clock:
+    """Real time plus whatever the test fast-forwards."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 class HarnessRuntime(Runtime):
     def __init__(self, config, gateway: "Gateway") -> None:
-        super().__init__(config)
+        super().__init__(config, clock=Clock())
         self.gateway = gateway
         self.fail_dispatch = False
 
@@ -182,6 +200,19 @@ class Gateway:
                 self.app.deliver_welcome(self.pending_welcomes.pop(0), Context())
             while self.pending_disconnects:
                 self.disconnect_event(*self.pending_disconnects.pop(0))
+
+    def sweep(self) -> dict:
+        """One run of the scheduled function, as EventBridge would invoke it."""
+        event = {"version": "0", "id": "sweep", "detail-type": "Scheduled Event", "source": "aws.events",
+                 "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
+                 "resources": ["arn:aws:events:us-east-1:123456789012:rule/sweep"], "detail": {}}
+        result = self.app.sweep(event, Context())
+        self.pump()
+        return result
+
+    def vanish(self, connection_id: str) -> None:
+        """The socket is gone but API Gateway's $disconnect never arrives."""
+        self.open.discard(connection_id)
 
     def close(self, connection_id: str) -> None:
         """The client closes its socket."""

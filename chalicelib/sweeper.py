@@ -1,0 +1,126 @@
+"""The scheduled sweep: makes the state heal itself.
+
+Runs every minute in AWS (and every few seconds in the local stack). It walks the
+active sessions through the status index and each session's listeners through the
+session index (no table scans), and:
+
+- ends sessions that reached ``expiresAt`` (before TTL removes them), telling everyone;
+- ends sessions whose speaker connection is gone without a ``$disconnect`` once
+  SPEAKER_RECONNECT_GRACE_SECONDS have passed;
+- closes silent or too-old connections and sends the one-time notices, by the
+  rules of :mod:`chalicelib.liveness`.
+
+Every action is a conditional write shared with the request path, so a sweep racing
+a heartbeat, a ``$disconnect`` or another sweep changes things once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+import attrs
+
+from chalicelib import liveness
+from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
+from chalicelib.lifecycle import EXPIRED, SPEAKER_DISCONNECTED, Lifecycle
+from chalicelib.records import Session
+from chalicelib.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+@attrs.define
+class SweepReport:
+    sessions: int = 0
+    ended: int = 0
+    closed: int = 0
+    notices: int = 0
+
+    def to_dict(self) -> dict:
+        return attrs.asdict(self)
+
+
+class Sweeper:
+    def __init__(
+        self,
+        *,
+        config,
+        store: Store,
+        lifecycle: Lifecycle,
+        api: ConnectionsApi,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._lifecycle = lifecycle
+        self._api = api
+        self._clock = clock
+
+    def sweep(self) -> SweepReport:
+        report = SweepReport()
+        for session in list(self._store.active_sessions()):
+            report.sessions += 1
+            try:
+                self._sweep_session(session, report)
+            except Exception:  # one bad session must not stop the sweep
+                logger.exception("sweeping %s failed", session.session_id)
+        logger.info("sweep: %s", report.to_dict())
+        return report
+
+    def _sweep_session(self, session: Session, report: SweepReport) -> None:
+        now = self._clock()
+        if session.expires_at <= now:
+            if self._lifecycle.end_session(session.session_id, EXPIRED, self._api):
+                report.ended += 1
+            return
+        if self._speaker_is_gone(session, now):
+            if self._lifecycle.end_session(
+                session.session_id,
+                SPEAKER_DISCONNECTED,
+                self._api,
+                only_if_speaker=session.speaker_connection_id,
+            ):
+                report.ended += 1
+            return
+        speaker = self._store.get_connection(session.speaker_connection_id)
+        connections = list(self._store.listeners(session.session_id))
+        if speaker is not None:
+            connections.append(speaker)
+        for connection in connections:
+            self._judge(connection, now, report)
+
+    def _speaker_is_gone(self, session: Session, now: float) -> bool:
+        """True once the speaker has been gone for the whole grace period."""
+        grace = self._config.speaker_reconnect_grace_seconds
+        if session.speaker_disconnected_at is not None:
+            return now * 1000 - session.speaker_disconnected_at >= grace * 1000
+        speaker_id = session.speaker_connection_id
+        try:
+            present = self._store.get_connection(speaker_id) is not None and self._api.exists(speaker_id)
+        except DeliveryFailed as exc:
+            logger.warning("probing speaker %s failed: %s", speaker_id, exc)
+            return False
+        if present:
+            return False
+        # Gone without a $disconnect (lost event): from now on it is a disconnect.
+        speaker = self._store.get_connection(speaker_id)
+        if grace <= 0:
+            if speaker is not None:
+                self._store.delete_connection(speaker_id)
+            return True
+        if speaker is not None:
+            self._lifecycle.connection_left(speaker, self._api)  # starts the grace
+        else:
+            self._store.mark_speaker_disconnected(session.session_id, speaker_id, int(now * 1000))
+        return False
+
+    def _judge(self, connection, now: float, report: SweepReport) -> None:
+        verdict = liveness.judge(connection, int(now * 1000), self._config)
+        if verdict.close_reason:
+            self._lifecycle.close_connection(connection, verdict.close_reason, self._api)
+            report.closed += 1
+        elif verdict.notices:
+            self._lifecycle.send_notices(connection, verdict.notices, self._api, now)
+            report.notices += len(verdict.notices)

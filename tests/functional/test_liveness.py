@@ -1,0 +1,219 @@
+"""Long sessions and self-healing state, with the clock fast-forwarded."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.functional.conftest import LANG_QUERY, join
+
+
+@pytest.fixture
+def clock(gateway):
+    return gateway.runtime.clock
+
+
+def types(gateway, cid):
+    return [m["type"] for m in gateway.received(cid)]
+
+
+class TestHeartbeatTimeout:
+    def test_silent_listener_is_closed_and_cleaned(self, gateway, speaker, store, clock, config):
+        """No heartbeat for HEARTBEAT_TIMEOUT_SECONDS: connectionClosed, socket closed, row and count cleaned."""
+        _, session_id = speaker
+        _, _, cid = join(gateway, session_id)
+        clock.advance(config.heartbeat_timeout_seconds + 1)
+        gateway.sweep()
+        assert gateway.received(cid, "connectionClosed")[0]["reason"] == "heartbeatTimeout"
+        assert gateway.closed[cid] == 1000
+        assert store.get_connection(cid) is None
+        assert store.get_session(session_id).listener_count == 0
+
+    def test_heartbeats_keep_a_connection_alive(self, gateway, speaker, store, clock, config):
+        """A connection that heartbeats within the timeout is left alone."""
+        speaker_cid, session_id = speaker
+        _, _, cid = join(gateway, session_id)
+        for _ in range(3):
+            clock.advance(config.heartbeat_timeout_seconds * 0.6)
+            gateway.send(cid, {"action": "heartbeat"})
+            gateway.send(speaker_cid, {"action": "heartbeat"})
+            gateway.sweep()
+        assert cid in gateway.open and not gateway.received(cid, "connectionClosed")
+        assert store.get_session(session_id).listener_count == 1
+
+    def test_lost_disconnect_is_healed(self, gateway, speaker, store, clock, config):
+        """A listener whose socket vanished without $disconnect is removed and uncounted by the sweep."""
+        speaker_cid, session_id = speaker
+        _, _, ghost = join(gateway, session_id)
+        _, _, alive = join(gateway, session_id)
+        gateway.vanish(ghost)
+        clock.advance(config.heartbeat_timeout_seconds + 1)
+        gateway.send(alive, {"action": "heartbeat"})
+        gateway.send(speaker_cid, {"action": "heartbeat"})
+        gateway.sweep()
+        assert store.get_connection(ghost) is None
+        assert store.get_connection(alive) is not None
+        assert store.get_session(session_id).listener_count == 1
+
+
+class TestNotices:
+    @pytest.fixture
+    def config_env(self, config_env):
+        config_env.update(
+            CONNECTION_REFRESH_MINUTES="10",
+            CONNECTION_WARNING_MINUTES="15",
+            CONNECTION_MAX_DURATION_MINUTES="20",
+            HEARTBEAT_TIMEOUT_SECONDS="3600",
+            HEARTBEAT_INTERVAL_SECONDS="30",
+        )
+        return config_env
+
+    def test_refresh_notice_once_at_heartbeat(self, gateway, speaker, clock):
+        """connectionRefreshRequired comes once, at the first heartbeat past the age, with the reconnect query."""
+        _, session_id = speaker
+        _, _, cid = join(gateway, session_id, "fr")
+        clock.advance(10 * 60 + 1)
+        gateway.send(cid, {"action": "heartbeat"})
+        gateway.send(cid, {"action": "heartbeat"})
+        gateway.sweep()
+        [notice] = gateway.received(cid, "connectionRefreshRequired")
+        assert notice["sessionId"] == session_id and notice["role"] == "listener"
+        assert notice["targetLanguage"] == "fr"
+        assert notice["reconnectQuery"] == {
+            "action": "refreshConnection", "sessionId": session_id, "role": "listener", "targetLanguage": "fr"
+        }
+        assert notice["refreshBy"] > notice["timestamp"]
+
+    def test_refresh_notice_once_from_the_sweep(self, gateway, speaker, clock):
+        """The sweep sends the notice to a connection that did not heartbeat, then never again."""
+        speaker_cid, _ = speaker
+        clock.advance(10 * 60 + 1)
+        gateway.sweep()
+        gateway.sweep()
+        gateway.send(speaker_cid, {"action": "heartbeat"})
+        [notice] = gateway.received(speaker_cid, "connectionRefreshRequired")
+        assert notice["role"] == "speaker" and "targetLanguage" not in notice
+
+    def test_warning_once(self, gateway, speaker, clock):
+        """connectionWarning comes once at CONNECTION_WARNING_MINUTES with the minutes left."""
+        speaker_cid, _ = speaker
+        clock.advance(15 * 60 + 1)
+        gateway.sweep()
+        gateway.send(speaker_cid, {"action": "heartbeat"})
+        gateway.sweep()
+        [warning] = gateway.received(speaker_cid, "connectionWarning")
+        assert warning["remainingMinutes"] == pytest.approx(5, abs=0.1)
+        assert len(gateway.received(speaker_cid, "connectionRefreshRequired")) == 1
+
+    def test_racing_heartbeats_and_sweeps_send_once(self, gateway, speaker, clock):
+        """Heartbeats and sweeps racing still produce exactly one notice of each kind."""
+        _, session_id = speaker
+        _, _, cid = join(gateway, session_id)
+        clock.advance(15 * 60 + 1)
+        lifecycle = gateway.runtime.lifecycle
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda i: lifecycle.handle_message(cid, '{"action":"heartbeat"}', "x")
+                          if i % 2 else gateway.runtime.sweeper.sweep(), range(16)))
+        assert len(gateway.received(cid, "connectionRefreshRequired")) == 1
+        assert len(gateway.received(cid, "connectionWarning")) == 1
+
+    def test_max_duration_closes_with_reason(self, gateway, speaker, store, clock):
+        """At CONNECTION_MAX_DURATION_MINUTES the server closes the connection itself, saying why."""
+        _, session_id = speaker
+        _, _, cid = join(gateway, session_id)
+        clock.advance(20 * 60 + 1)
+        gateway.sweep()
+        assert gateway.received(cid, "connectionClosed")[-1]["reason"] == "maxDuration"
+        assert gateway.closed[cid] == 1000 and store.get_connection(cid) is None
+
+
+class TestOrphansAndExpiry:
+    def test_orphaned_session_is_ended(self, gateway, speaker, store):
+        """A speaker gone without $disconnect ends the session at the next sweep; listeners are told."""
+        speaker_cid, session_id = speaker
+        _, _, cid = join(gateway, session_id)
+        gateway.vanish(speaker_cid)
+        gateway.sweep()
+        assert gateway.received(cid, "sessionEnded")[0]["reason"] == "speakerDisconnected"
+        assert gateway.closed[cid] == 1000
+        assert store.get_session(session_id).status == "ended"
+        assert store.get_connection(speaker_cid) is None
+
+    def test_expired_session_is_ended_before_ttl(self, gateway, speaker, store, clock, config):
+        """At expiresAt the sweep ends the session (item kept for TTL) and tells everyone."""
+        speaker_cid, session_id = speaker
+        _, _, cid = join(gateway, session_id)
+        clock.advance(config.session_max_duration_seconds + 1)
+        status, body, _ = join(gateway, session_id)
+        assert (status, body["code"]) == (404, "SESSION_NOT_FOUND")  # even before the sweep
+        gateway.sweep()
+        for who in (cid, speaker_cid):
+            assert gateway.received(who, "sessionEnded")[0]["reason"] == "expired"
+        session = store.get_session(session_id)
+        assert session.status == "ended" and session.listener_count == 0
+
+    def test_speaker_refresh_extends_expiry(self, gateway, speaker, store, clock, config, issuer):
+        """A speaker who refreshes keeps the session past the original expiresAt."""
+        speaker_cid, session_id = speaker
+        clock.advance(config.session_max_duration_seconds - 60)
+        _, _, new_cid = gateway.connect(
+            {"action": "refreshConnection", "sessionId": session_id, "role": "speaker", "token": issuer.token("alice")}
+        )
+        gateway.close(speaker_cid)
+        clock.advance(61)
+        gateway.send(new_cid, {"action": "heartbeat"})
+        gateway.sweep()
+        assert store.get_session(session_id).status == "active"
+
+    def test_gone_found_by_many_senders_is_cleaned_once(self, gateway, speaker, store):
+        """Many concurrent senders noticing the same 410 correct the count once."""
+        _, session_id = speaker
+        _, _, gone = join(gateway, session_id)
+        join(gateway, session_id)
+        gateway.vanish(gone)
+        connection = store.get_connection(gone)
+        lifecycle = gateway.runtime.lifecycle
+        api = gateway.runtime.connections_api("x")
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda _: lifecycle._send_or_forget(connection, {"type": "x"}, api), range(8)))
+        assert store.get_session(session_id).listener_count == 1
+
+
+class TestReconnectGrace:
+    @pytest.fixture
+    def config_env(self, config_env):
+        config_env["SPEAKER_RECONNECT_GRACE_SECONDS"] = "30"
+        return config_env
+
+    def test_speaker_reconnects_within_grace(self, gateway, speaker, store, issuer, clock):
+        """With a grace period a dropped speaker can come back; listeners hear both events."""
+        speaker_cid, session_id = speaker
+        _, _, cid = join(gateway, session_id)
+        gateway.close(speaker_cid)
+        assert gateway.received(cid, "speakerDisconnected")[0]["graceSeconds"] == 30
+        assert store.get_session(session_id).status == "active"
+        clock.advance(10)
+        gateway.sweep()
+        status, _, new_speaker = gateway.connect(
+            {"action": "refreshConnection", "sessionId": session_id, "role": "speaker", "token": issuer.token("alice")}
+        )
+        assert status == 200
+        assert gateway.received(cid, "speakerReconnected")
+        clock.advance(60)
+        gateway.send(new_speaker, {"action": "heartbeat"})
+        gateway.send(cid, {"action": "heartbeat"})
+        gateway.sweep()
+        assert store.get_session(session_id).status == "active"
+
+    def test_session_ends_after_grace(self, gateway, speaker, store, clock):
+        """A speaker who does not come back within the grace ends the session."""
+        speaker_cid, session_id = speaker
+        _, _, cid = join(gateway, session_id)
+        gateway.vanish(speaker_cid)
+        gateway.sweep()  # notices the loss, starts the grace
+        assert gateway.received(cid, "speakerDisconnected")
+        assert store.get_session(session_id).status == "active"
+        clock.advance(31)
+        gateway.send(cid, {"action": "heartbeat"})
+        gateway.sweep()
+        assert gateway.received(cid, "sessionEnded")[0]["reason"] == "speakerDisconnected"
+        assert store.get_session(session_id).status == "ended"
