@@ -1,0 +1,162 @@
+"""End to end: the local stack as a user runs it (tokens, timeouts, clients, Ctrl-C)."""
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from conftest import ROOT, StackProcess
+
+pytestmark = pytest.mark.e2e
+
+
+def read_until(process, predicate, timeout=10.0):
+    """Read the child's stdout lines until one satisfies ``predicate``."""
+    deadline = time.monotonic() + timeout
+    lines = []
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.1)
+        if ready:
+            line = process.stdout.readline().decode()
+            if not line:
+                break
+            lines.append(line)
+            if predicate(line):
+                return line, lines
+    raise AssertionError(f"no matching line in {lines!r}")
+
+
+def token_cli(state_dir, user="alice"):
+    env = {**os.environ, "LOCAL_STATE_DIR": str(state_dir)}
+    result = subprocess.run([sys.executable, "-m", "local_stack", "token", user], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60, check=True)
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def short_idle_stack(tmp_path):
+    """A stack whose gateway closes connections idle for 1 s. A token is minted
+    with the CLI *before* it starts, on a fresh key folder."""
+    state = tmp_path / "state"
+    token = token_cli(state)
+    process = StackProcess(state, tmp_path / "stack.log", GATEWAY_IDLE_TIMEOUT_SECONDS="1")
+    process.start()
+    process.minted_before_start = token
+    yield process
+    process.stop()
+
+
+class TestStack:
+    def test_token_minted_before_the_stack_started_is_accepted(self, short_idle_stack):
+        """`make token` works whether or not the stack is running: same key file."""
+        stack = short_idle_stack
+        with stack.connect(action="createSession", sourceLanguage="en",
+                           token=stack.minted_before_start) as ws:
+            assert json.loads(ws.recv(timeout=5))["type"] == "sessionCreated"
+
+    def test_token_minted_while_running_is_accepted(self, stack):
+        """A token minted by the CLI against a running stack's key folder works."""
+        token = token_cli(stack.state_dir, "carol")
+        with stack.connect(action="createSession", sourceLanguage="en", token=token) as ws:
+            assert json.loads(ws.recv(timeout=5))["type"] == "sessionCreated"
+
+    def test_idle_listener_is_closed_with_1001(self, short_idle_stack):
+        """A listener silent for the idle timeout is closed with 1001 (the speaker heartbeats)."""
+        stack = short_idle_stack
+        with ExitStack() as sockets:
+            speaker = sockets.enter_context(stack.connect(
+                action="createSession", sourceLanguage="en", token=stack.token()))
+            session_id = json.loads(speaker.recv(timeout=5))["sessionId"]
+            listener = sockets.enter_context(stack.connect(
+                action="joinSession", sessionId=session_id, targetLanguage="es"))
+            assert json.loads(listener.recv(timeout=5))["type"] == "sessionJoined"
+            deadline = time.monotonic() + 10
+            with pytest.raises(ConnectionClosed) as info:
+                while time.monotonic() < deadline:
+                    speaker.send(json.dumps({"action": "heartbeat"}))
+                    speaker.recv(timeout=5)
+                    try:
+                        listener.recv(timeout=0.3)
+                    except TimeoutError:
+                        pass
+            assert info.value.rcvd.code == 1001
+            speaker.send(json.dumps({"action": "heartbeat"}))
+            assert json.loads(speaker.recv(timeout=5))["type"] == "heartbeatAck"
+
+    def test_idle_speaker_is_closed_and_the_session_ends(self, short_idle_stack):
+        """A silent speaker is closed with 1001, which ends its session."""
+        stack = short_idle_stack
+        with stack.connect(action="createSession", sourceLanguage="en", token=stack.token()) as speaker:
+            session_id = json.loads(speaker.recv(timeout=5))["sessionId"]
+            with pytest.raises(ConnectionClosed) as info:
+                speaker.recv(timeout=10)
+            assert info.value.rcvd.code == 1001
+        deadline = time.monotonic() + 5
+        while stack.status(action="joinSession", sessionId=session_id, targetLanguage="es") != 404:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+    def test_ctrl_c_stops_everything(self, tmp_path):
+        """SIGINT stops the stack with status 0, even with open sockets, and frees its ports."""
+        process = StackProcess(tmp_path / "state", tmp_path / "stack.log").start()
+        assert "embedded moto" in process.banner
+        port = int(process.http.rsplit(":", 1)[1])
+        aws_port = int(process.aws.rsplit(":", 1)[1])
+        with process.connect(action="createSession", sourceLanguage="en",
+                             token=process.token()) as speaker:
+            assert json.loads(speaker.recv(timeout=5))["type"] == "sessionCreated"
+            assert process.stop() == 0  # with a connection still open
+            with pytest.raises(ConnectionClosed):
+                speaker.recv(timeout=5)
+        for p in (port, aws_port):
+            with socket.socket() as probe:
+                assert probe.connect_ex(("127.0.0.1", p)) != 0
+
+
+class TestClients:
+    def test_speak_and_listen(self, stack):
+        """`speak` prints a session id; `listen` joins it and ends cleanly when the speaker stops."""
+        env = {**os.environ, "BROADCAST_URL": stack.ws, "BROADCAST_TOKEN": stack.token("alice")}
+        command = [sys.executable, "-m", "broadcast_client", "--heartbeat-interval", "0.5"]
+        speaker = subprocess.Popen(command + ["speak"], cwd=ROOT, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        listener = None
+        try:
+            line, _ = read_until(speaker, lambda l: l.startswith("session id:"))
+            session_id = line.split(":", 1)[1].strip()
+            listener = subprocess.Popen(command + ["listen", session_id, "es"], cwd=ROOT, env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            read_until(listener, lambda l: '"sessionJoined"' in l)
+            read_until(listener, lambda l: '"heartbeatAck"' in l)
+            speaker.send_signal(signal.SIGINT)
+            read_until(listener, lambda l: '"sessionEnded"' in l)
+            assert listener.wait(10) == 0
+            assert speaker.wait(10) == 0
+        finally:
+            for process in (speaker, listener):
+                if process is not None and process.poll() is None:
+                    process.kill()
+                    process.wait()
+                if process is not None:
+                    process.stdout.close()
+                    process.stderr.close()
+
+    def test_make_token_prints_the_token_last(self, tmp_path):
+        """`make token USER=alice` prints a token alone on its last stdout line."""
+        stamp = ROOT / ".venv" / ".installed"
+        requirements = [ROOT / "requirements.txt", ROOT / "requirements-dev.txt"]
+        if not stamp.exists() or any(r.stat().st_mtime > stamp.stat().st_mtime for r in requirements):
+            pytest.skip("the venv stamp is missing or stale; `make venv` first")
+        env = {**os.environ, "LOCAL_STATE_DIR": str(tmp_path / "state")}
+        result = subprocess.run(["make", "-s", "token", "USER=alice"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=120, check=True)
+        last = result.stdout.strip().splitlines()[-1]
+        assert last.count(".") == 2 and " " not in last
