@@ -48,6 +48,14 @@ def deliver_welcome(event, context):
     return {"delivered": runtime.lifecycle.deliver_welcome(Welcome.from_payload(event))}
 
 
+@app.lambda_function(name="publish")
+def publish(event, context):
+    """Fan-out for other services: {sessionId, targetLanguage?, type?, data}."""
+    return runtime.broadcaster.publish_request(
+        event, runtime.configured_connections_api("publish")
+    )
+
+
 @app.on_ws_message()
 def on_ws_message(event):
     runtime.lifecycle.handle_message(

@@ -51,9 +51,10 @@ class ConnectionsApi:
         except BotoCoreError as exc:
             raise DeliveryFailed(f"{operation} {type(exc).__name__}") from None
 
-    def send(self, connection_id: str, message: dict) -> bool:
-        """Post one message. False if the connection is gone."""
-        return self._call("post_to_connection", connection_id, Data=encode(message))
+    def send(self, connection_id: str, message) -> bool:
+        """Post one message (a dict, or bytes already encoded). False if gone."""
+        data = message if isinstance(message, bytes) else encode(message)
+        return self._call("post_to_connection", connection_id, Data=data)
 
     def exists(self, connection_id: str) -> bool:
         """Whether the gateway still holds this socket (GET @connections/{id})."""

@@ -98,3 +98,11 @@ class ServiceUnavailable(BroadcastError):
 class SessionIdExhausted(ServiceUnavailable):
     code = "SERVICE_UNAVAILABLE"
     default_message = "could not allocate a session id, retry shortly"
+
+
+class InvalidAudio(BadRequest):
+    code = "INVALID_AUDIO"
+
+
+class AudioTooLarge(BadRequest):
+    code = "AUDIO_TOO_LARGE"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Union
 
 import attrs
 
@@ -27,18 +27,19 @@ class FanoutResult:
 def fan_out(
     api: ConnectionsApi,
     connections: Iterable[Connection],
-    message: dict,
+    message: Union[dict, bytes, Callable[[Connection], Union[dict, bytes]]],
     *,
     concurrency: int,
     on_gone: Optional[Callable[[Connection], None]] = None,
     after_send: Optional[Callable[[Connection], None]] = None,
 ) -> FanoutResult:
-    """Send ``message`` to every connection; ``on_gone`` runs for each connection
-    found gone (410), ``after_send`` after each successful send."""
+    """Send ``message`` (or ``message(connection)``) to every connection; ``on_gone``
+    runs for each connection found gone (410), ``after_send`` after each success."""
 
     def deliver(connection: Connection) -> str:
         try:
-            sent = api.send(connection.connection_id, message)
+            payload = message(connection) if callable(message) else message
+            sent = api.send(connection.connection_id, payload)
         except DeliveryFailed as exc:
             logger.warning("send to %s failed: %s", connection.connection_id, exc)
             return "failed"

@@ -18,7 +18,7 @@ from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
 from chalicelib.fanout import FanoutResult, fan_out
 from chalicelib.ids import candidate_ids
 from chalicelib import liveness
-from chalicelib.records import ACTIVE, LISTENER, SPEAKER, Connection, Session
+from chalicelib.records import ACTIVE, LISTENER, SPEAKER, BroadcastState, Connection, Session
 from chalicelib.requests import (
     ClientMessage,
     CreateIntent,
@@ -77,6 +77,7 @@ class Lifecycle:
         store: Store,
         connections_api: Callable[[str], ConnectionsApi],
         dispatch_welcome: Callable[[Welcome], None],
+        broadcaster=None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         rng=None,
@@ -85,6 +86,7 @@ class Lifecycle:
         self._store = store
         self._api = connections_api
         self._dispatch_welcome = dispatch_welcome
+        self._broadcaster = broadcaster
         self._clock = clock
         self._sleep = sleep
         self._rng = rng
@@ -153,6 +155,7 @@ class Lifecycle:
                 listener_count=0,
                 created_at=int(now * 1000),
                 expires_at=int(now) + self._config.session_max_duration_seconds,
+                broadcast_state=BroadcastState(last_state_change=int(now * 1000)),
             )
             speaker = self._connection(request, session_id, SPEAKER, now)
             try:
@@ -293,11 +296,25 @@ class Lifecycle:
             self._reply(api, connection_id, messages.error(now, internal.code, internal.message, action))
 
     def _message_handlers(self):
-        return {
+        """Every client action and the method that handles it."""
+        handlers = {
             "heartbeat": self._on_heartbeat,
             "joinSession": self._on_join_again,
             "endSession": self._on_end_session,
         }
+        b = self._broadcaster
+        if b is not None:
+            handlers.update(
+                pauseBroadcast=b.on_control,
+                resumeBroadcast=b.on_control,
+                muteBroadcast=b.on_control,
+                unmuteBroadcast=b.on_control,
+                setVolume=b.on_set_volume,
+                getSessionStatus=b.on_status,
+                changeLanguage=b.on_change_language,
+                sendAudio=b.on_audio,
+            )
+        return handlers
 
     def _reply(self, api: ConnectionsApi, connection_id: str, message: dict) -> None:
         try:

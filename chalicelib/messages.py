@@ -38,6 +38,8 @@ def session_joined(now, session, connection_id, target_language) -> dict:
         targetLanguage=target_language,
         sourceLanguage=session.source_language,
         connectionId=connection_id,
+        broadcastState=session.broadcast_state.to_wire(),
+        sequenceNumber=session.sequence_numbers.get(target_language, 0),
     )
 
 
@@ -52,6 +54,8 @@ def refresh_complete(
     )
     if target_language is not None:
         fields["targetLanguage"] = target_language
+        fields["sequenceNumber"] = session.sequence_numbers.get(target_language, 0)
+    fields["broadcastState"] = session.broadcast_state.to_wire()
     return build("connectionRefreshComplete", now, **fields)
 
 

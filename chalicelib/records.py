@@ -24,6 +24,40 @@ def _optional_int(value) -> Optional[int]:
 
 
 @attrs.frozen(kw_only=True)
+class BroadcastState:
+    is_paused: bool = False
+    is_muted: bool = False
+    volume: float = 1.0
+    last_state_change: int = 0  # epoch ms
+
+    @classmethod
+    def from_item(cls, item: Optional[dict], default_time: int = 0) -> "BroadcastState":
+        item = item or {}
+        return cls(
+            is_paused=bool(item.get("isPaused", False)),
+            is_muted=bool(item.get("isMuted", False)),
+            volume=float(item.get("volume", 1)),
+            last_state_change=_int(item.get("lastStateChange", default_time)),
+        )
+
+    def to_item(self) -> dict:
+        return {
+            "isPaused": self.is_paused,
+            "isMuted": self.is_muted,
+            "volume": Decimal(str(self.volume)),
+            "lastStateChange": self.last_state_change,
+        }
+
+    def to_wire(self) -> dict:
+        return {
+            "isPaused": self.is_paused,
+            "isMuted": self.is_muted,
+            "volume": self.volume,
+            "lastStateChange": self.last_state_change,
+        }
+
+
+@attrs.frozen(kw_only=True)
 class Session:
     session_id: str
     speaker_user_id: str
@@ -36,6 +70,9 @@ class Session:
     expires_at: int
     ended_reason: Optional[str] = None
     speaker_disconnected_at: Optional[int] = None
+    broadcast_state: BroadcastState = BroadcastState()
+    # Last sequence number published per target language.
+    sequence_numbers: dict = attrs.field(factory=dict)
 
     @property
     def is_active(self) -> bool:
@@ -54,9 +91,13 @@ class Session:
             created_at=_int(item["createdAt"]),
             expires_at=_int(item["expiresAt"]),
             ended_reason=item.get("endedReason"),
-            speaker_disconnected_at=(
-                _int(item["speakerDisconnectedAt"]) if "speakerDisconnectedAt" in item else None
+            speaker_disconnected_at=_optional_int(item.get("speakerDisconnectedAt")),
+            broadcast_state=BroadcastState.from_item(
+                item.get("broadcastState"), _int(item["createdAt"])
             ),
+            sequence_numbers={
+                k: _int(v) for k, v in (item.get("sequenceNumbers") or {}).items()
+            },
         )
 
     def to_item(self) -> dict:
@@ -70,6 +111,8 @@ class Session:
             "listenerCount": self.listener_count,
             "createdAt": self.created_at,
             "expiresAt": self.expires_at,
+            "broadcastState": self.broadcast_state.to_item(),
+            "sequenceNumbers": dict(self.sequence_numbers),
         }
         if self.ended_reason:
             item["endedReason"] = self.ended_reason

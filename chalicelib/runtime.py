@@ -56,22 +56,44 @@ class Runtime:
             store=self.store,
             connections_api=self.connections_api,
             dispatch_welcome=self.dispatch_welcome,
+            broadcaster=self.broadcaster,
             clock=self.clock,
         )
 
     @cached_property
-    def sweeper(self):
+    def broadcaster(self):
+        from chalicelib import audio
+        from chalicelib.broadcast import Broadcaster
+
+        broadcaster = Broadcaster(config=self.config, store=self.store, clock=self.clock)
+        sink = self.config.audio_sink
+        if sink == "relay":
+            broadcaster.audio_sink = audio.RelaySink(broadcaster)
+        elif sink == "kinesis":
+            broadcaster.audio_sink = audio.KinesisSink(
+                self.clients.client("kinesis"), self.config.audio_stream_name, self.clock
+            )
+        else:
+            broadcaster.audio_sink = audio.NoSink()
+        return broadcaster
+
+    def configured_connections_api(self, purpose: str) -> ConnectionsApi:
+        """For functions without a WebSocket event to derive the endpoint from."""
         from chalicelib.config import ConfigError
-        from chalicelib.sweeper import Sweeper
 
         if not self.config.management_api_url:
-            # A scheduled invocation has no WebSocket event to derive it from.
-            raise ConfigError("MANAGEMENT_API_URL must be set for the sweep function")
+            raise ConfigError(f"MANAGEMENT_API_URL must be set for the {purpose} function")
+        return self.connections_api(self.config.management_api_url)
+
+    @cached_property
+    def sweeper(self):
+        from chalicelib.sweeper import Sweeper
+
         return Sweeper(
             config=self.config,
             store=self.store,
             lifecycle=self.lifecycle,
-            api=self.connections_api(self.config.management_api_url),
+            api=self.configured_connections_api("sweep"),
             clock=self.clock,
         )
 

@@ -430,6 +430,92 @@ class Store:
             return self.remove_listener(connection)
         return self.delete_connection(connection.connection_id) is not None
 
+    # -- broadcast ---------------------------------------------------------------
+
+    def next_sequence_numbers(self, session_id: str, languages) -> dict:
+        """Atomically advance the per-language sequence counters of an active session
+        by one each; returns {language: new number}. Raises SessionNotFound."""
+        from botocore.exceptions import ClientError
+
+        languages = sorted(set(languages))
+        if not languages:
+            return {}
+        names = {"#status": "status"}
+        values = {":active": ACTIVE, ":one": 1, ":zero": 0}
+        clauses = []
+        for i, language in enumerate(languages):
+            names[f"#l{i}"] = language
+            clauses.append(
+                f"sequenceNumbers.#l{i} = if_not_exists(sequenceNumbers.#l{i}, :zero) + :one"
+            )
+        try:
+            response = self._call(
+                "update_item",
+                TableName=self._sessions,
+                Key=self._item({"sessionId": session_id}),
+                UpdateExpression="SET " + ", ".join(clauses),
+                ConditionExpression="#status = :active",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=self._values(values),
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as exc:
+            if self._is_condition_failure(exc):
+                raise errors.SessionNotFound() from None
+            raise
+        numbers = self._plain(response["Attributes"]).get("sequenceNumbers", {})
+        return {language: int(numbers[language]) for language in languages}
+
+    def update_broadcast_state(self, session_id: str, changes: dict, now_ms: int) -> Session:
+        """Set fields of an active session's broadcastState; returns the session."""
+        from botocore.exceptions import ClientError
+
+        names = {"#status": "status"}
+        values = {":active": ACTIVE, ":now": now_ms}
+        clauses = ["broadcastState.lastStateChange = :now"]
+        for i, (field, value) in enumerate(sorted(changes.items())):
+            names[f"#f{i}"] = field
+            values[f":v{i}"] = value
+            clauses.append(f"broadcastState.#f{i} = :v{i}")
+        try:
+            response = self._call(
+                "update_item",
+                TableName=self._sessions,
+                Key=self._item({"sessionId": session_id}),
+                UpdateExpression="SET " + ", ".join(clauses),
+                ConditionExpression="#status = :active",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=self._values(values),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if self._is_condition_failure(exc):
+                raise errors.SessionNotFound() from None
+            raise
+        return Session.from_item(self._plain(response["Attributes"]))
+
+    def change_language(self, connection_id: str, language: str) -> Optional[Connection]:
+        """Move a listener to another language in place (the index key is updated
+        with the item); returns the row as it was, or None if it is gone."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._call(
+                "update_item",
+                TableName=self._connections,
+                Key=self._item({"connectionId": connection_id}),
+                UpdateExpression="SET targetLanguage = :l",
+                ConditionExpression="attribute_exists(connectionId) AND #role = :listener",
+                ExpressionAttributeNames={"#role": "role"},
+                ExpressionAttributeValues=self._values({":l": language, ":listener": LISTENER}),
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if self._is_condition_failure(exc):
+                return None
+            raise
+        return Connection.from_item(self._plain(response["Attributes"]))
+
     # -- liveness ----------------------------------------------------------------
 
     def claim_notice(self, connection_id: str, attribute: str, now_ms: int) -> bool:

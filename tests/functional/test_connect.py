@@ -67,6 +67,11 @@ class TestJoin:
             "targetLanguage": "es",
             "sourceLanguage": "en",
             "connectionId": cid,
+            "broadcastState": {
+                "isPaused": False, "isMuted": False, "volume": 1.0,
+                "lastStateChange": joined["broadcastState"]["lastStateChange"],
+            },
+            "sequenceNumber": 0,
         }
         assert store.get_session(session_id).listener_count == 1
         assert store.get_connection(cid).target_language == "es"
