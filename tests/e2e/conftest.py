@@ -111,6 +111,23 @@ class StackProcess:
         return response.status_code, body
 
 
+@pytest.fixture
+def make_stack_process(tmp_path):
+    """Start more stacks (extra environment as keyword arguments); all stopped at the end."""
+    started = []
+
+    def make(state_dir=None, **env):
+        index = len(started)
+        process = StackProcess(state_dir or tmp_path / f"state{index}",
+                               tmp_path / f"stack{index}.log", **env)
+        started.append(process)
+        return process.start()
+
+    yield make
+    for process in started:
+        process.stop()
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     """One stack for the e2e tests: capacity 2 listeners per session."""

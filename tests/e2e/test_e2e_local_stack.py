@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from conftest import ROOT, StackProcess
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.e2e
 
@@ -42,16 +42,14 @@ def token_cli(state_dir, user="alice"):
 
 
 @pytest.fixture
-def short_idle_stack(tmp_path):
-    """A stack whose gateway closes connections idle for 1 s. A token is minted
+def short_idle_stack(tmp_path, make_stack_process):
+    """A stack whose gateway closes connections idle for 2 s. A token is minted
     with the CLI *before* it starts, on a fresh key folder."""
-    state = tmp_path / "state"
+    state = tmp_path / "fresh-state"
     token = token_cli(state)
-    process = StackProcess(state, tmp_path / "stack.log", GATEWAY_IDLE_TIMEOUT_SECONDS="1")
-    process.start()
+    process = make_stack_process(state, GATEWAY_IDLE_TIMEOUT_SECONDS="2")
     process.minted_before_start = token
-    yield process
-    process.stop()
+    return process
 
 
 class TestStack:
@@ -104,9 +102,9 @@ class TestStack:
             assert time.monotonic() < deadline
             time.sleep(0.1)
 
-    def test_ctrl_c_stops_everything(self, tmp_path):
+    def test_ctrl_c_stops_everything(self, make_stack_process):
         """SIGINT stops the stack with status 0, even with open sockets, and frees its ports."""
-        process = StackProcess(tmp_path / "state", tmp_path / "stack.log").start()
+        process = make_stack_process()
         assert "embedded moto" in process.banner
         port = int(process.http.rsplit(":", 1)[1])
         aws_port = int(process.aws.rsplit(":", 1)[1])

@@ -122,6 +122,7 @@ def deliver_welcome(event, context):
 
 @app.lambda_function(name="echo_function")
 def echo_function(event, context):
+    record("echo_function", event)
     return {"event": event, "function": context.function_name,
             "remaining": context.get_remaining_time_in_millis() > 0}
 
