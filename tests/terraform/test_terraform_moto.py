@@ -1,0 +1,304 @@
+"""A real ``terraform apply`` of the root module against an embedded moto server,
+checked through boto3, then a second plan that must show no changes, then
+``terraform destroy``. moto cannot run Lambda code (no Docker): this proves the
+resources apply and are wired, not that the functions run.
+
+The tests of this module share one applied stack and run in file order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import boto3
+import pytest
+
+from tests.terraform.tfsupport import REGION, free_port
+
+pytestmark = [pytest.mark.terraform, pytest.mark.slow]
+
+ROUTES = {"$connect", "$default", "$disconnect"}
+CONTRACT_ENVIRONMENT = {
+    "SESSIONS_TABLE", "CONNECTIONS_TABLE", "RATE_LIMITS_TABLE", "SESSION_MAX_DURATION_HOURS",
+    "MAX_LISTENERS_PER_SESSION", "CONNECTION_REFRESH_MINUTES", "CONNECTION_WARNING_MINUTES",
+    "CONNECTION_MAX_DURATION_MINUTES", "HEARTBEAT_INTERVAL_SECONDS", "HEARTBEAT_TIMEOUT_SECONDS",
+    "SPEAKER_RECONNECT_GRACE_SECONDS", "TOKEN_USE", "JWKS_REFETCH_COOLDOWN_SECONDS",
+    "MANAGEMENT_API_URL", "WELCOME_FUNCTION_NAME", "WELCOME_DELIVERY_TIMEOUT_SECONDS",
+    "AUDIO_SINK", "AUDIO_STREAM_NAME", "PUBLISH_CONCURRENCY", "LOG_LEVEL",
+}
+
+
+class Stack:
+    """The root module applied to one moto server."""
+
+    def __init__(self, terraform, tree, package, endpoint):
+        self.terraform, self.tree, self.package, self.endpoint = terraform, tree, package, endpoint
+        self.env = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+        }
+        self.vars = [
+            "-var=stage=dev",
+            f"-var=aws_region={REGION}",
+            f"-var=manifest_path={package.manifest}",
+            f"-var=package_zip_path={package.zip}",
+            "-var=aws_max_retries=1",  # moto: fail fast instead of retrying for minutes
+            "-var=alarm_email=oncall@example.com",
+        ]
+        self.outputs: dict = {}
+        self.destroyed = False
+
+    def tf(self, *args, check=True, timeout=240):
+        return self.terraform.run(self.tree, *args, "-no-color", "-input=false", *self.vars,
+                                  env=self.env, check=check, timeout=timeout)
+
+    def client(self, service):
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call otherwise
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(terraform, tf_tree, package, moto_endpoint):
+    stack = Stack(terraform, tf_tree, package, moto_endpoint)
+    stack.tf("apply", "-auto-approve", timeout=280)
+    raw = terraform.run(tf_tree, "output", "-json", env=stack.env).stdout
+    stack.outputs = {name: value["value"] for name, value in json.loads(raw).items()}
+    yield stack
+    if not stack.destroyed:  # a failed test left it up: clean the state dir anyway
+        stack.tf("destroy", "-auto-approve", check=False)
+    for leftover in ("terraform.tfstate", "terraform.tfstate.backup"):
+        (tf_tree / leftover).unlink(missing_ok=True)
+
+
+class TestAppliedStack:
+    def test_outputs(self, stack):
+        """The outputs give the wss:// URL, the management endpoint, the tables and the topic."""
+        api_id = stack.outputs["api_id"]
+        assert stack.outputs["websocket_url"] == f"wss://{api_id}.execute-api.{REGION}.amazonaws.com/dev"
+        assert stack.outputs["management_api_url"] == f"https://{api_id}.execute-api.{REGION}.amazonaws.com/dev"
+        assert stack.outputs["table_names"] == {
+            "sessions": "broadcast-dev-Sessions",
+            "connections": "broadcast-dev-Connections",
+            "rate_limits": "broadcast-dev-RateLimits",
+        }
+        assert stack.outputs["sns_topic_arn"].endswith(":broadcast-dev-alarms")
+
+    def test_tables_have_their_indexes_and_ttl(self, stack):
+        """Each table exists on demand with the app's keys, GSI and TTL attribute."""
+        ddb = stack.client("dynamodb")
+        expected = {
+            "broadcast-dev-Sessions": ("sessionId", {"status-expiresAt-index": ("status", "expiresAt")}, "expiresAt"),
+            "broadcast-dev-Connections": ("connectionId", {"sessionId-targetLanguage-index": ("sessionId", "targetLanguage")}, "ttl"),
+            "broadcast-dev-RateLimits": ("limitKey", {}, "expiresAt"),
+        }
+        for name, (hash_key, indexes, ttl) in expected.items():
+            table = ddb.describe_table(TableName=name)["Table"]
+            assert table["KeySchema"] == [{"AttributeName": hash_key, "KeyType": "HASH"}]
+            assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+            found = {
+                gsi["IndexName"]: tuple(k["AttributeName"] for k in gsi["KeySchema"])
+                for gsi in table.get("GlobalSecondaryIndexes", [])
+            }
+            assert found == indexes
+            assert all(g["Projection"]["ProjectionType"] == "ALL" for g in table.get("GlobalSecondaryIndexes", []))
+            description = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+            assert (description["TimeToLiveStatus"], description["AttributeName"]) == ("ENABLED", ttl)
+
+    def test_websocket_routes_and_authorizer(self, stack):
+        """A WEBSOCKET API with the three routes; the REQUEST authorizer guards $connect only."""
+        api = stack.client("apigatewayv2")
+        api_id = stack.outputs["api_id"]
+        described = api.get_api(ApiId=api_id)
+        assert described["ProtocolType"] == "WEBSOCKET"
+        assert described["RouteSelectionExpression"] == "$request.body.action"
+
+        routes = {r["RouteKey"]: r for r in api.get_routes(ApiId=api_id)["Items"]}
+        assert set(routes) == ROUTES
+        assert routes["$connect"]["AuthorizationType"] == "CUSTOM"
+        # (moto has no GetAuthorizers: read the one $connect points at.)
+        authorizer = api.get_authorizer(ApiId=api_id, AuthorizerId=routes["$connect"]["AuthorizerId"])
+        assert authorizer["AuthorizerType"] == "REQUEST"
+        assert not authorizer.get("IdentitySource")
+        assert "function:broadcast-dev-authorizer/" in authorizer["AuthorizerUri"]
+        for key in ROUTES - {"$connect"}:
+            assert routes[key].get("AuthorizationType", "NONE") == "NONE"
+            assert not routes[key].get("AuthorizerId")
+
+        integrations = {i["IntegrationId"]: i for i in api.get_integrations(ApiId=api_id)["Items"]}
+        functions = {"$connect": "websocket_connect", "$default": "websocket_message",
+                     "$disconnect": "websocket_disconnect"}
+        for key, route in routes.items():
+            integration = integrations[route["Target"].split("/", 1)[1]]
+            assert integration["IntegrationType"] == "AWS_PROXY"
+            assert f"function:broadcast-dev-{functions[key]}/" in integration["IntegrationUri"]
+
+        stage = api.get_stage(ApiId=api_id, StageName="dev")
+        assert stage["AutoDeploy"] is True
+        assert json.loads(stage["AccessLogSettings"]["Format"])["requestId"] == "$context.requestId"
+
+    def test_functions_follow_the_manifest(self, stack):
+        """Each manifest function is deployed with its handler and the contract's environment."""
+        lam = stack.client("lambda")
+        for name, spec in stack.package.functions.items():
+            config = lam.get_function_configuration(FunctionName=f"broadcast-dev-{name}")
+            assert config["Handler"] == spec["handler"]
+            assert config["Runtime"] == spec["runtime"]
+            env = config["Environment"]["Variables"]
+            assert CONTRACT_ENVIRONMENT <= set(env), CONTRACT_ENVIRONMENT - set(env)
+            assert env["CONNECTIONS_TABLE"] == "broadcast-dev-Connections"
+            assert env["WELCOME_FUNCTION_NAME"] == "broadcast-dev-deliver_welcome"
+            assert env["MANAGEMENT_API_URL"] == stack.outputs["management_api_url"]
+            assert config["Role"].endswith(f"role/broadcast-dev-{name}-role")
+
+    def test_each_role_is_least_privilege(self, stack):
+        """One role per function; DynamoDB grants name tables or indexes, never '*'."""
+        iam = stack.client("iam")
+        for name in stack.package.functions:
+            role = f"broadcast-dev-{name}-role"
+            policy = iam.get_role_policy(RoleName=role, PolicyName="least-privilege")["PolicyDocument"]
+            if isinstance(policy, str):
+                policy = json.loads(policy)
+            for statement in policy["Statement"]:
+                resources = statement["Resource"]
+                resources = [resources] if isinstance(resources, str) else resources
+                actions = statement["Action"]
+                actions = [actions] if isinstance(actions, str) else actions
+                if any(a.startswith("dynamodb:") for a in actions):
+                    assert all("*" not in r for r in resources), (name, statement)
+                if "execute-api:ManageConnections" in actions:
+                    assert all(f":{stack.outputs['api_id']}/dev/" in r for r in resources), (name, statement)
+
+    def test_sweep_is_scheduled(self, stack):
+        """The @app.schedule function gets an enabled EventBridge rule targeting it."""
+        schedules = {n: s["schedule"] for n, s in stack.package.functions.items() if s.get("schedule")}
+        if not schedules:
+            pytest.skip("the manifest has no scheduled function yet")
+        events = stack.client("events")
+        for name, expression in schedules.items():
+            rule = events.describe_rule(Name=f"broadcast-dev-{name}-schedule")
+            assert (rule["ScheduleExpression"], rule["State"]) == (expression, "ENABLED")
+            targets = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+            assert [t["Arn"].rsplit(":", 1)[1] for t in targets] == [f"broadcast-dev-{name}"]
+
+    def test_alarms_notify_the_topic(self, stack):
+        """Every alarm's actions are the SNS topic, and the topic has the e-mail subscription."""
+        cloudwatch = stack.client("cloudwatch")
+        topic = stack.outputs["sns_topic_arn"]
+        alarms = cloudwatch.describe_alarms(AlarmNamePrefix="broadcast-dev-")["MetricAlarms"]
+        assert len(alarms) == 2 * len(stack.package.functions) + 2 + 3 * 3
+        for alarm in alarms:
+            assert alarm["AlarmActions"] == [topic], alarm["AlarmName"]
+        api_alarms = [a for a in alarms if a.get("Namespace") == "AWS/ApiGateway"]
+        assert {a["MetricName"] for a in api_alarms} == {"IntegrationError", "ExecutionError"}
+        for alarm in api_alarms:
+            assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+                "ApiId": stack.outputs["api_id"], "Stage": "dev"}
+        subscriptions = stack.client("sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+        assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", "oncall@example.com")]
+
+    def test_log_groups_have_retention(self, stack):
+        """Function and access log groups are created by Terraform with a retention."""
+        logs = stack.client("logs")
+        groups = {g["logGroupName"]: g for g in logs.describe_log_groups(logGroupNamePrefix="/aws/")["logGroups"]}
+        for name in stack.package.functions:
+            assert groups[f"/aws/lambda/broadcast-dev-{name}"]["retentionInDays"] == 30
+        assert groups["/aws/apigateway/broadcast-dev-websocket-api/dev/access"]["retentionInDays"] == 30
+
+    def test_table_schemas_match_the_app_bootstrap(self, stack):
+        """chalicelib/schema.py's local bootstrap creates the same tables Terraform creates."""
+        try:
+            from chalicelib import schema
+            from chalicelib.config import Config
+        except ImportError as exc:
+            pytest.skip(f"chalicelib/schema.py is not importable yet ({exc})")
+        ddb = stack.client("dynamodb")
+        names = stack.outputs["table_names"]
+        terraform_config = Config.from_environ({
+            "SESSIONS_TABLE": names["sessions"],
+            "CONNECTIONS_TABLE": names["connections"],
+            "RATE_LIMITS_TABLE": names["rate_limits"],
+        })
+        bootstrap_config = Config.from_environ({
+            "SESSIONS_TABLE": "bootstrap-Sessions",
+            "CONNECTIONS_TABLE": "bootstrap-Connections",
+            "RATE_LIMITS_TABLE": "bootstrap-RateLimits",
+        })
+        schema.ensure_tables(ddb, bootstrap_config)
+        try:
+            pairs = zip(schema.table_definitions(terraform_config), schema.table_definitions(bootstrap_config))
+            for terraform_name, bootstrap_name in pairs:
+                assert _shape(ddb, terraform_name) == _shape(ddb, bootstrap_name), terraform_name
+            # And the definitions themselves, as CreateTable arguments, describe Terraform's tables.
+            ttl = schema.ttl_attributes(terraform_config)
+            for name, definition in schema.table_definitions(terraform_config).items():
+                shape = _shape(ddb, name)
+                assert shape.pop("TTL") == ("ENABLED", ttl[name]), name
+                assert shape == _definition_shape(definition), name
+        finally:
+            for name in schema.table_definitions(bootstrap_config):
+                ddb.delete_table(TableName=name)
+
+
+class TestSecondPlanAndDestroy:
+    def test_second_plan_shows_no_changes(self, stack):
+        """Re-planning the applied stack finds nothing to change (exit code 0)."""
+        result = stack.tf("plan", "-detailed-exitcode", check=False)
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+    def test_destroy_removes_everything(self, stack):
+        """terraform destroy succeeds and the tables, API and functions are gone."""
+        stack.tf("destroy", "-auto-approve")
+        stack.destroyed = True
+        assert not [t for t in stack.client("dynamodb").list_tables()["TableNames"] if t.startswith("broadcast-dev-")]
+        assert not stack.client("apigatewayv2").get_apis()["Items"]
+        assert not [f for f in stack.client("lambda").list_functions()["Functions"]
+                    if f["FunctionName"].startswith("broadcast-dev-")]
+
+
+def _shape(ddb, name):
+    """What matters of a table's schema, without its name: keys, attributes, indexes, TTL."""
+    table = ddb.describe_table(TableName=name)["Table"]
+    ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    return {
+        "KeySchema": table["KeySchema"],
+        "AttributeDefinitions": sorted(table["AttributeDefinitions"], key=lambda a: a["AttributeName"]),
+        "BillingMode": table.get("BillingModeSummary", {}).get("BillingMode"),
+        "GlobalSecondaryIndexes": sorted(
+            ({"IndexName": g["IndexName"], "KeySchema": g["KeySchema"], "Projection": g["Projection"]}
+             for g in table.get("GlobalSecondaryIndexes", [])),
+            key=lambda g: g["IndexName"],
+        ),
+        "TTL": (ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")),
+    }
+
+
+def _definition_shape(definition):
+    """The same view of CreateTable keyword arguments (which carry no TTL)."""
+    return {
+        "KeySchema": definition["KeySchema"],
+        "AttributeDefinitions": sorted(definition["AttributeDefinitions"], key=lambda a: a["AttributeName"]),
+        "BillingMode": definition.get("BillingMode"),
+        "GlobalSecondaryIndexes": sorted(
+            ({"IndexName": g["IndexName"], "KeySchema": g["KeySchema"], "Projection": g["Projection"]}
+             for g in definition.get("GlobalSecondaryIndexes", [])),
+            key=lambda g: g["IndexName"],
+        ),
+    }
