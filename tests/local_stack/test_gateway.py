@@ -141,8 +141,8 @@ class TestMessages:
     def test_frame_over_32kb_closes_with_1009(self, stack):
         """A frame over 32 KB closes with 1009 and fires $disconnect with it."""
         with connect(stack.ws, max_size=None) as ws:
-            ws.send("x" * (32 * 1024 + 1))
             with pytest.raises(ConnectionClosed) as info:
+                ws.send("x" * (32 * 1024 + 1))
                 ws.recv(timeout=10)
         assert info.value.rcvd.code == 1009
         [event] = stack.wait_for(lambda: stack.events("$disconnect"))
@@ -152,8 +152,8 @@ class TestMessages:
         """Fragments of 32 KB adding up to more than 128 KB close with 1009."""
         with connect(stack.ws) as ws:
             chunk = "y" * (32 * 1024)
-            ws.send(iter([chunk] * 5))  # one message, five fragments
-            with pytest.raises(ConnectionClosed) as info:
+            with pytest.raises(ConnectionClosed) as info:  # while sending, or after
+                ws.send(iter([chunk] * 5))  # one message, five fragments
                 ws.recv(timeout=10)
         assert info.value.rcvd.code == 1009
 
