@@ -29,6 +29,9 @@ test: $(STAMP) ## Run the whole test suite (unit, functional, e2e, terraform)
 test-unit: $(STAMP) ## Run only tests that need no servers
 	$(PY) -m pytest tests/unit tests/functional $(PYTEST_ARGS)
 
+bench: $(STAMP) ## Measure speed and memory (in-process, then the local stack); writes build/bench.json
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 clean: ## Remove build output and caches (keeps .venv)
 	rm -rf build .pytest_cache
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

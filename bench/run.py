@@ -1,0 +1,191 @@
+"""Benchmarks: `make bench`. Prints a table and writes build/bench.json.
+
+Measures our own code, not moto's: pure hot paths in-process, the fan-out with a
+management client that does nothing, the cold import of app.py, and then the whole
+local stack over real sockets on 127.0.0.1 (latencies there include moto and the
+emulator, and say what a developer feels, not what AWS would do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+RESULTS: dict = {}
+
+
+def record(name: str, value: float, unit: str) -> None:
+    RESULTS[name] = {"value": round(value, 3), "unit": unit}
+    print(f"  {name:<52} {value:>12.3f} {unit}")
+
+
+def per_op(fn, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def percentiles(samples):
+    ordered = sorted(samples)
+    return (
+        statistics.median(ordered),
+        ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))],
+    )
+
+
+def bench_cold_import() -> None:
+    code = "import time; t=time.perf_counter(); import app; print(time.perf_counter()-t)"
+    samples = []
+    for _ in range(5):
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        samples.append(float(out.stdout.strip()) * 1000)
+    record("cold import of app.py (median of 5)", statistics.median(samples), "ms")
+
+
+def bench_pure() -> None:
+    from chalicelib import ids, liveness
+    from chalicelib.config import Config
+    from chalicelib.records import Connection
+    from chalicelib.requests import parse_connect, parse_message
+
+    config = Config.from_environ({})
+    record("session id generate + validate", per_op(lambda: ids.is_valid_session_id(ids.generate_session_id()), 20000), "us/op")
+    query = {"action": "joinSession", "sessionId": "faithful-shepherd-427", "targetLanguage": "es"}
+    record("parse $connect query", per_op(lambda: parse_connect(query, config.supported_languages), 20000), "us/op")
+    body = json.dumps({"action": "heartbeat"})
+    record("parse message", per_op(lambda: parse_message(body), 20000), "us/op")
+    now = int(time.time() * 1000)
+    connection = Connection(connection_id="c", session_id="s", role="listener", connected_at=now,
+                            last_seen_at=now, ttl=0, target_language="es")
+    record("liveness verdict", per_op(lambda: liveness.judge(connection, now, config), 20000), "us/op")
+
+    from tests.support.tokens import AUDIENCE, ISSUER, Issuer
+    from chalicelib.tokens import JwksCache, TokenVerifier
+
+    issuer = Issuer()
+    verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, token_use="id",
+                             jwks=JwksCache("u", 300, fetch=lambda url: issuer.jwks()))
+    token = issuer.token()
+    record("verify speaker token (JWKS cached)", per_op(lambda: verifier.verify(token), 2000), "us/op")
+
+
+def bench_fanout() -> None:
+    from chalicelib.connections_api import ConnectionsApi
+    from chalicelib.fanout import fan_out
+    from chalicelib.messages import build, encode
+    from chalicelib.records import Connection
+
+    class NullClient:
+        def post_to_connection(self, ConnectionId, Data):
+            return None
+
+    api = ConnectionsApi(NullClient())
+    listeners = [
+        Connection(connection_id=f"c{i}", session_id="s", role="listener", connected_at=0,
+                   last_seen_at=0, ttl=0, target_language="es")
+        for i in range(500)
+    ]
+    message = encode(build("audio", time.time(), audioData="A" * 8000, sequenceNumber=1))
+    fan_out(api, listeners, message, concurrency=16)
+    tracemalloc.start()
+    samples = []
+    for _ in range(20):
+        start = time.perf_counter()
+        result = fan_out(api, listeners, message, concurrency=16)
+        samples.append((time.perf_counter() - start) * 1000)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert result.delivered == 500
+    record("fan-out to 500 listeners, null client (median)", statistics.median(samples), "ms")
+    record("fan-out to 500 listeners, peak traced memory", peak / 1024, "KiB")
+
+
+def bench_local_stack(joins: int) -> None:
+    from contextlib import ExitStack
+
+    from websockets.sync.client import connect as ws_connect
+
+    from tests.e2e.conftest import StackProcess
+
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as sockets:
+        def connect(url):
+            return sockets.enter_context(ws_connect(url, open_timeout=10))
+
+        stack = StackProcess(Path(tmp) / "state", Path(tmp) / "stack.log").start()
+        try:
+            speaker = connect(stack.url(action="createSession", sourceLanguage="en", token=stack.token()))
+            session_id = json.loads(speaker.recv(timeout=10))["sessionId"]
+
+            first_message, listeners = [], []
+            for _ in range(joins):
+                start = time.perf_counter()
+                ws = connect(stack.url(action="joinSession", sessionId=session_id, targetLanguage="es"))
+                json.loads(ws.recv(timeout=10))
+                first_message.append((time.perf_counter() - start) * 1000)
+                listeners.append(ws)
+            p50, p95 = percentiles(first_message)
+            record("local stack: join -> sessionJoined p50", p50, "ms")
+            record("local stack: join -> sessionJoined p95", p95, "ms")
+
+            rtt = []
+            for _ in range(100):
+                start = time.perf_counter()
+                speaker.send(json.dumps({"action": "heartbeat"}))
+                while json.loads(speaker.recv(timeout=10))["type"] != "heartbeatAck":
+                    pass
+                rtt.append((time.perf_counter() - start) * 1000)
+            p50, p95 = percentiles(rtt)
+            record("local stack: heartbeat round trip p50", p50, "ms")
+            record("local stack: heartbeat round trip p95", p95, "ms")
+
+            relay = []
+            audio = "A" * 4000
+            for n in range(20):
+                start = time.perf_counter()
+                speaker.send(json.dumps({"action": "sendAudio", "audioData": audio, "sequenceNumber": n}))
+                for ws in listeners:
+                    while json.loads(ws.recv(timeout=10))["type"] != "audio":
+                        pass
+                relay.append((time.perf_counter() - start) * 1000)
+            p50, p95 = percentiles(relay)
+            record(f"local stack: audio chunk to all {joins} listeners p50", p50, "ms")
+            record(f"local stack: audio chunk to all {joins} listeners p95", p95, "ms")
+            sockets.close()
+        finally:
+            stack.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--joins", type=int, default=30, help="listeners in the local-stack run")
+    parser.add_argument("--skip-stack", action="store_true", help="only the in-process benchmarks")
+    args = parser.parse_args()
+    print("benchmarks (lower is better)")
+    bench_cold_import()
+    bench_pure()
+    bench_fanout()
+    if not args.skip_stack:
+        bench_local_stack(args.joins)
+    out = ROOT / "build" / "bench.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(RESULTS, indent=2) + "\n")
+    print(f"written to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
