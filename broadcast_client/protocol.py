@@ -54,6 +54,10 @@ class Exit:
 Action = "Open | Send | Close | Print | Exit"
 
 
+#: First messages of a connection; they carry the sequence number reached so far.
+_WELCOMES = ("sessionCreated", "sessionJoined", "connectionRefreshComplete")
+
+
 class Role(enum.Enum):
     SPEAKER = "speaker"
     LISTENER = "listener"
@@ -62,7 +66,7 @@ class Role(enum.Enum):
 class Purpose(enum.Enum):
     START = "start"  # createSession / joinSession
     REFRESH = "refresh"  # refreshConnection, replacing the current socket
-    RECONNECT = "reconnect"  # joinSession again after an unexpected drop
+    RECONNECT = "reconnect"  # refreshConnection after an unexpected drop
 
 
 def backoff(attempt: int, *, base: float = 0.5, cap: float = 30.0,
@@ -93,6 +97,7 @@ class ClientProtocol:
     _counter: int = 0
     _next_heartbeat: Optional[float] = None
     _reconnects: int = 0
+    _last_sequence: Optional[int] = None
     _ended: bool = False
     _stopping: bool = False
     done: Optional[Exit] = None
@@ -112,7 +117,13 @@ class ClientProtocol:
         return self._url({"action": "joinSession", "sessionId": self.session_id,
                           "targetLanguage": self.target_language})
 
-    def refresh_url(self) -> str:
+    def refresh_url(self, reconnect_query: Optional[Dict[str, Any]] = None) -> str:
+        """The refreshConnection URL; the server's ``reconnectQuery`` wins when given."""
+        if isinstance(reconnect_query, dict) and reconnect_query.get("action"):
+            params = {k: v for k, v in reconnect_query.items() if k != "token"}
+            if self.role is Role.SPEAKER:
+                params["token"] = self.token
+            return self._url(params)
         if self.role is Role.SPEAKER:
             return self._url({"action": "refreshConnection", "sessionId": self.session_id,
                               "role": "speaker", "token": self.token})
@@ -157,10 +168,11 @@ class ClientProtocol:
             return [Print(f"! refresh refused ({detail}); keeping the current connection")]
         if purpose is Purpose.RECONNECT:
             if status == 404:
-                return self._exit(0, f"the session has ended ({detail})")
+                code = 1 if self.role is Role.SPEAKER else 0
+                return self._exit(code, f"the session has ended ({detail})")
             if status >= 500 or status == 429:
-                return self._reconnect(f"rejoin refused ({detail})")
-            return self._exit(1, f"rejoin refused: {detail}")
+                return self._reconnect(f"reconnect refused ({detail})")
+            return self._exit(1, f"reconnect refused: {detail}")
         return self._exit(1, f"connection refused: {detail}")
 
     def failed(self, key: str, error: str, now: float) -> List[Any]:
@@ -169,28 +181,35 @@ class ClientProtocol:
         if purpose is Purpose.REFRESH:
             return [Print(f"! refresh failed ({error}); keeping the current connection")]
         if purpose is Purpose.RECONNECT:
-            return self._reconnect(f"rejoin failed ({error})")
+            return self._reconnect(f"reconnect failed ({error})")
         return self._exit(1, f"cannot connect: {error}")
 
     def received(self, key: str, text: str, now: float) -> List[Any]:
         """A message arrived on ``key``."""
-        actions: List[Any] = [Print(f"< {text}")]
         try:
             message = json.loads(text)
         except ValueError:
-            return actions
+            return [Print(f"< {text}")]
         if not isinstance(message, dict):
-            return actions
+            return [Print(f"< {text}")]
         kind = message.get("type")
+        sequence = message.get("sequenceNumber")
+        if isinstance(sequence, int) and kind not in _WELCOMES:
+            # During a refresh both sockets carry the broadcast: drop duplicates.
+            if self._last_sequence is not None and sequence <= self._last_sequence:
+                return []
+            self._last_sequence = sequence
+        actions: List[Any] = [Print(f"< {text}")]
+        if kind in _WELCOMES:
+            self._reconnects = 0
         if kind == "sessionCreated":
             self.session_id = message.get("sessionId")
             actions.append(Print(f"session id: {self.session_id}"))
-        elif kind == "sessionJoined":
-            self._reconnects = 0
         elif kind == "connectionRefreshRequired" and key == self.current:
             if self.session_id and not any(p is Purpose.REFRESH for p in self._purposes.values()):
                 actions.append(Print("refreshing the connection"))
-                actions.append(self._open_socket(self.refresh_url(), Purpose.REFRESH))
+                actions.append(self._open_socket(self.refresh_url(message.get("reconnectQuery")),
+                                                 Purpose.REFRESH))
         elif kind == "connectionRefreshComplete" and self._purposes.get(key) is Purpose.REFRESH:
             old, self.current = self.current, key
             self._purposes[key] = Purpose.START
@@ -213,9 +232,9 @@ class ClientProtocol:
             return self._exit(0, "stopped")
         if self._ended:
             return self._exit(0, "session ended")
-        if self.role is Role.SPEAKER:
-            # The session ends with its speaker's connection.
-            return self._exit(1, f"connection lost (close code {code}); the session has ended")
+        # docs/protocol.md: reconnect with refreshConnection unless the session
+        # ended. A speaker's session survives only SPEAKER_RECONNECT_GRACE_SECONDS
+        # (0 by default): the server then answers 404 and we stop.
         return self._reconnect(f"connection lost (close code {code})")
 
     def _reconnect(self, why: str) -> List[Any]:
@@ -223,8 +242,8 @@ class ClientProtocol:
         if self._reconnects > self.max_reconnects:
             return self._exit(1, f"{why}; giving up after {self.max_reconnects} attempts")
         delay = backoff(self._reconnects, rng=self.rng)
-        return [Print(f"! {why}; rejoining in {delay:.1f} s"),
-                self._open_socket(self.join_url(), Purpose.RECONNECT, delay)]
+        return [Print(f"! {why}; reconnecting in {delay:.1f} s"),
+                self._open_socket(self.refresh_url(), Purpose.RECONNECT, delay)]
 
     def tick(self, now: float) -> List[Any]:
         """Call at least every :meth:`next_wakeup`: sends heartbeats when due."""

@@ -77,11 +77,26 @@ class TestSpeaker:
         actions = protocol.refused(action.key, 401, '{"code": "UNAUTHORIZED", "message": "no"}', 0)
         assert actions[-1] == Exit(1, "connection refused: 401 UNAUTHORIZED: no")
 
-    def test_lost_connection_ends_the_speaker(self):
-        """The session ends with its speaker's socket: no reconnect."""
+    def test_lost_connection_tries_a_speaker_refresh_then_stops_on_404(self):
+        """A dropped speaker reconnects with refreshConnection; 404 (no grace) ends it."""
         protocol = speaker()
         action = started(protocol)
-        assert protocol.closed(action.key, 1006, 1.0)[-1].code == 1
+        protocol.received(action.key, msg("sessionCreated", sessionId="s-id-100"), 1.0)
+        [again] = [a for a in protocol.closed(action.key, 1006, 2.0) if isinstance(a, Open)]
+        assert query(again.url) == {"action": "refreshConnection", "sessionId": "s-id-100",
+                                    "role": "speaker", "token": "T"}
+        assert protocol.refused(again.key, 404, '{"code": "SESSION_NOT_FOUND"}', 3.0)[-1].code == 1
+
+    def test_refresh_uses_the_servers_reconnect_query(self):
+        """reconnectQuery from connectionRefreshRequired is used, with the token added."""
+        protocol = speaker()
+        action = started(protocol)
+        protocol.received(action.key, msg("sessionCreated", sessionId="s-id-100"), 1.0)
+        required = msg("connectionRefreshRequired", reconnectQuery={
+            "action": "refreshConnection", "sessionId": "s-id-100", "role": "speaker", "extra": "1"})
+        [refresh] = [a for a in protocol.received(action.key, required, 2.0) if isinstance(a, Open)]
+        assert query(refresh.url) == {"action": "refreshConnection", "sessionId": "s-id-100",
+                                      "role": "speaker", "extra": "1", "token": "T"}
 
     def test_stop_ends_the_session(self):
         """Ctrl-C sends endSession, closes and exits 0."""
@@ -112,13 +127,23 @@ class TestListener:
         actions = protocol.received(action.key, msg("sessionEnded", reason="speakerEnded"), 1.0)
         assert actions[-1] == Exit(0, "session ended (speakerEnded)")
 
-    def test_unexpected_drop_rejoins_with_backoff(self):
-        """A drop without sessionEnded rejoins after a growing delay."""
+    def test_duplicates_during_a_refresh_are_dropped(self):
+        """Broadcast messages seen on both sockets are printed once, by sequenceNumber."""
+        protocol = listener()
+        first = started(protocol)
+        translated = msg("translation", sequenceNumber=5, text="hola")
+        assert protocol.received(first.key, translated, 1.0) == [Print(f"< {translated}")]
+        assert protocol.received("c2", translated, 1.1) == []
+        assert protocol.received("c2", msg("translation", sequenceNumber=6), 1.2)
+
+    def test_unexpected_drop_reconnects_with_backoff(self):
+        """A drop without sessionEnded reconnects (refreshConnection) after a growing delay."""
         protocol = listener()
         action = started(protocol)
         actions = protocol.closed(action.key, 1006, 1.0)
         [rejoin] = [a for a in actions if isinstance(a, Open)]
-        assert query(rejoin.url)["action"] == "joinSession"
+        assert query(rejoin.url) == {"action": "refreshConnection", "sessionId": "faithful-shepherd-123",
+                                     "role": "listener", "targetLanguage": "es"}
         assert rejoin.delay == pytest.approx(0.25)
         retry = [a for a in protocol.refused(rejoin.key, 503, '{"code": "SESSION_FULL"}', 2.0)
                  if isinstance(a, Open)][0]
