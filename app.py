@@ -7,7 +7,7 @@ Configuration is read and validated here, once, at cold start.
 from chalice import Chalice
 
 from chalicelib.authorizer import authorize
-from chalicelib.events import authorizer_user_id, endpoint_for, query_parameters
+from chalicelib.events import authorizer_user_id, endpoint_for, query_parameters, source_ip
 from chalicelib.lifecycle import ConnectRequest, Welcome
 from chalicelib.responses import connect_accepted, connect_refusal
 from chalicelib.runtime import Runtime
@@ -35,6 +35,7 @@ def on_ws_connect(event):
                 query=query_parameters(raw),
                 endpoint=endpoint_for(raw, runtime.config),
                 user_id=authorizer_user_id(raw),
+                source_ip=source_ip(raw),
             )
         )
     except Exception as exc:  # every refusal, expected or not, is a status + code

@@ -82,6 +82,9 @@ class Config:
     welcome_function_name: str = "deliver_welcome"
     welcome_delivery_timeout_seconds: float = 5.0
 
+    rate_limit_connects_per_minute: int = 1000
+    rate_limit_sessions_per_hour: int = 20
+
     audio_sink: str = "none"
     audio_stream_name: str = ""
     publish_concurrency: int = 16
@@ -187,6 +190,16 @@ class Config:
             welcome_function_name=text("WELCOME_FUNCTION_NAME", "deliver_welcome"),
             welcome_delivery_timeout_seconds=positive(
                 "WELCOME_DELIVERY_TIMEOUT_SECONDS", 5.0
+            ),
+            rate_limit_connects_per_minute=get(
+                "RATE_LIMIT_CONNECTS_PER_MINUTE",
+                lambda n, r: int(_number(n, r, minimum=0, integer=True)),
+                1000,
+            ),
+            rate_limit_sessions_per_hour=get(
+                "RATE_LIMIT_SESSIONS_PER_HOUR",
+                lambda n, r: int(_number(n, r, minimum=0, integer=True)),
+                20,
             ),
             audio_sink=get("AUDIO_SINK", lambda n, r: _choice(n, r, AUDIO_SINKS), "none"),
             audio_stream_name=text("AUDIO_STREAM_NAME", ""),

@@ -106,3 +106,9 @@ class InvalidAudio(BadRequest):
 
 class AudioTooLarge(BadRequest):
     code = "AUDIO_TOO_LARGE"
+
+
+class RateLimited(BroadcastError):
+    code = "RATE_LIMITED"
+    status = 429
+    default_message = "too many requests, slow down"

@@ -32,3 +32,9 @@ def endpoint_for(event: dict, config) -> str:
     return management_endpoint(
         config, context.get("apiId", ""), context.get("stage", ""), region
     )
+
+
+def source_ip(event: dict) -> Optional[str]:
+    identity = request_context(event).get("identity") or {}
+    value = identity.get("sourceIp")
+    return value if isinstance(value, str) and value else None

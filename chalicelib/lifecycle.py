@@ -45,6 +45,7 @@ class ConnectRequest:
     query: Dict[str, str]
     endpoint: str
     user_id: Optional[str] = None
+    source_ip: Optional[str] = None
 
 
 @attrs.frozen(kw_only=True)
@@ -78,6 +79,7 @@ class Lifecycle:
         connections_api: Callable[[str], ConnectionsApi],
         dispatch_welcome: Callable[[Welcome], None],
         broadcaster=None,
+        rate_limiter=None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         rng=None,
@@ -87,6 +89,7 @@ class Lifecycle:
         self._api = connections_api
         self._dispatch_welcome = dispatch_welcome
         self._broadcaster = broadcaster
+        self._rate_limiter = rate_limiter
         self._clock = clock
         self._sleep = sleep
         self._rng = rng
@@ -106,6 +109,7 @@ class Lifecycle:
         if intent.role == SPEAKER and not request.user_id:
             # The authorizer should have refused already; never trust that alone.
             raise errors.Unauthorized()
+        self._check_rate_limits(request, intent)
         now = self._clock()
         if isinstance(intent, CreateIntent):
             message, undo = self._create(request, intent, now)
@@ -129,6 +133,19 @@ class Lifecycle:
             undo()
             raise errors.ServiceUnavailable("could not complete the connection, retry") from None
         return welcome
+
+    def _check_rate_limits(self, request: ConnectRequest, intent) -> None:
+        limiter = self._rate_limiter
+        if limiter is None:
+            return
+        if request.source_ip and not limiter.allow(
+            f"connect#ip#{request.source_ip}", self._config.rate_limit_connects_per_minute, 60
+        ):
+            raise errors.RateLimited("too many connections from this address, retry in a minute")
+        if isinstance(intent, CreateIntent) and not limiter.allow(
+            f"create#user#{request.user_id}", self._config.rate_limit_sessions_per_hour, 3600
+        ):
+            raise errors.RateLimited("too many sessions created by this user, retry later")
 
     def _connection(self, request, session_id, role, now, target_language=None):
         now_ms = int(now * 1000)

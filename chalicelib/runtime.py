@@ -57,8 +57,15 @@ class Runtime:
             connections_api=self.connections_api,
             dispatch_welcome=self.dispatch_welcome,
             broadcaster=self.broadcaster,
+            rate_limiter=self.rate_limiter,
             clock=self.clock,
         )
+
+    @cached_property
+    def rate_limiter(self):
+        from chalicelib.rate_limits import RateLimiter
+
+        return RateLimiter(self.clients.dynamodb(), self.config.rate_limits_table, self.clock)
 
     @cached_property
     def broadcaster(self):

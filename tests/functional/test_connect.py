@@ -251,3 +251,41 @@ class TestRefresh:
             {"action": "refreshConnection", "sessionId": session_id, "role": "listener", "targetLanguage": "es"}
         )
         assert (status, body["code"]) == (404, "SESSION_NOT_FOUND")
+
+
+class TestRateLimits:
+    @pytest.fixture
+    def backend(self):
+        return "server"  # real concurrency for the race test
+
+    @pytest.fixture
+    def config_env(self, config_env):
+        config_env.update(RATE_LIMIT_CONNECTS_PER_MINUTE="5", RATE_LIMIT_SESSIONS_PER_HOUR="2")
+        return config_env
+
+    def test_connects_per_address_are_limited(self, gateway, speaker, store):
+        """Past the per-address limit connects get 429 RATE_LIMITED and write nothing."""
+        _, session_id = speaker  # the speaker's connect was the first of 5
+        statuses = [join(gateway, session_id)[0] for _ in range(4)]
+        status, body, cid = join(gateway, session_id)
+        assert statuses == [200] * 4
+        assert (status, body["code"]) == (429, "RATE_LIMITED")
+        assert store.get_connection(cid) is None
+        assert store.get_session(session_id).listener_count == 4
+
+    def test_sessions_per_user_are_limited(self, gateway, issuer):
+        """A user creating sessions past the hourly limit gets 429."""
+        token = issuer.token("alice")
+        results = [gateway.connect({**LANG_QUERY, "token": token})[0] for _ in range(3)]
+        assert results == [200, 200, 429]
+        assert gateway.connect({**LANG_QUERY, "token": issuer.token("bob")})[0] == 200
+
+    def test_limits_are_exact_under_concurrency(self, gateway, speaker, config):
+        """Concurrent connects from one address never exceed the limit."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        _, session_id = speaker
+        query = {"action": "joinSession", "sessionId": session_id, "targetLanguage": "es"}
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(lambda _: gateway.connect(query, deliver=False)[0], range(12)))
+        assert statuses.count(200) == 4 and statuses.count(429) == 8
