@@ -7,7 +7,12 @@ Configuration is read and validated here, once, at cold start.
 from chalice import Chalice
 
 from chalicelib.authorizer import authorize
-from chalicelib.events import authorizer_user_id, endpoint_for, query_parameters, source_ip
+from chalicelib.events import (
+    authorizer_user_id,
+    endpoint_for,
+    query_parameters,
+    source_ip,
+)
 from chalicelib.lifecycle import ConnectRequest, Welcome
 from chalicelib.responses import connect_accepted, connect_refusal
 from chalicelib.runtime import Runtime

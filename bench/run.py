@@ -74,8 +74,8 @@ def bench_pure() -> None:
                             last_seen_at=now, ttl=0, target_language="es")
     record("liveness verdict", per_op(lambda: liveness.judge(connection, now, config), 20000), "us/op")
 
-    from tests.support.tokens import AUDIENCE, ISSUER, Issuer
     from chalicelib.tokens import JwksCache, TokenVerifier
+    from tests.support.tokens import AUDIENCE, ISSUER, Issuer
 
     issuer = Issuer()
     verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, token_use="id",

@@ -13,12 +13,18 @@ from typing import Callable, Dict, Optional
 
 import attrs
 
-from chalicelib import errors, messages
+from chalicelib import errors, liveness, messages
 from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
 from chalicelib.fanout import FanoutResult, fan_out
 from chalicelib.ids import candidate_ids
-from chalicelib import liveness
-from chalicelib.records import ACTIVE, LISTENER, SPEAKER, BroadcastState, Connection, Session
+from chalicelib.records import (
+    ACTIVE,
+    LISTENER,
+    SPEAKER,
+    BroadcastState,
+    Connection,
+    Session,
+)
 from chalicelib.requests import (
     ClientMessage,
     CreateIntent,
@@ -26,8 +32,8 @@ from chalicelib.requests import (
     RefreshIntent,
     parse_connect,
     parse_message,
-    validate_session_id,
     validate_language,
+    validate_session_id,
 )
 from chalicelib.store import ConnectionExists, SessionIdTaken, Store
 

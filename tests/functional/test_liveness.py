@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.functional.conftest import LANG_QUERY, join
+from tests.functional.conftest import join
 
 
 @pytest.fixture
