@@ -3,6 +3,8 @@ and the plan-level ``terraform test`` suite (mocked provider, terraform/tests)."
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from tests.terraform.tfsupport import MIN_TEST_VERSION, MODULES, TERRAFORM_DIR, copy_terraform_tree
@@ -44,10 +46,15 @@ class TestPlanLevel:
         result = terraform.run(tf_tree, "test", "-no-color")
         assert "0 failed" in result.stdout, result.stdout
 
-    def test_root_checks_pass_with_the_real_manifest(self, terraform, tf_tree, package):
+    def test_root_checks_pass_with_the_real_manifest(self, terraform, tmp_path, package):
         """The root checks (handlers, IAM, alarms) also hold for the app's own manifest."""
         if not package.real:
             pytest.skip("app.py is not there yet: nothing to package")
-        result = terraform.run(tf_tree, "test", "-no-color", "-filter=tests/root.tftest.hcl",
-                               f"-var=manifest_path={package.manifest}")
+        # terraform test gives the test file's variables precedence over -var, so
+        # the real package replaces the fixtures in a copy of the tree instead.
+        tree = copy_terraform_tree(tmp_path / "terraform")
+        shutil.copyfile(package.manifest, tree / "tests" / "fixtures" / "manifest.json")
+        shutil.copyfile(package.zip, tree / "tests" / "fixtures" / "deployment.zip")
+        terraform.init(tree)
+        result = terraform.run(tree, "test", "-no-color", "-filter=tests/root.tftest.hcl")
         assert "0 failed" in result.stdout, result.stdout
