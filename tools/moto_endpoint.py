@@ -92,7 +92,7 @@ def test_environment(environ: dict[str, str], endpoint: str) -> dict[str, str]:
     # Always test credentials: a developer's real keys never go to an emulator.
     env["AWS_ACCESS_KEY_ID"] = "test"
     env["AWS_SECRET_ACCESS_KEY"] = "test"
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         env.pop(key, None)
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     env.setdefault("AWS_REGION", env["AWS_DEFAULT_REGION"])
@@ -130,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"moto_endpoint: {DEFAULT_HOST}:{args.port} is taken by something that is not "
               f"an HTTP endpoint; pass --port or set AWS_ENDPOINT_URL", file=sys.stderr)
         return 2
+    # moto runs in this process and builds botocore sessions of its own: a
+    # developer's AWS_PROFILE (SSO, or absent from ~/.aws/config) must not reach it.
+    os.environ.update(test_environment(dict(os.environ), ""))
+    os.environ.pop("AWS_ENDPOINT_URL")
     with MotoServer(DEFAULT_HOST, args.port) as server:
         print(f"moto_endpoint: started moto on {server.url} for this run", file=sys.stderr)
         env = test_environment(dict(os.environ), server.url)
