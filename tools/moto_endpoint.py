@@ -132,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # moto runs in this process and builds botocore sessions of its own: a
     # developer's AWS_PROFILE (SSO, or absent from ~/.aws/config) must not reach it.
-    os.environ.update(test_environment(dict(os.environ), ""))
-    os.environ.pop("AWS_ENDPOINT_URL")
+    server_env = test_environment(dict(os.environ), "")
+    del server_env["AWS_ENDPOINT_URL"]
+    os.environ.clear()
+    os.environ.update(server_env)
     with MotoServer(DEFAULT_HOST, args.port) as server:
         print(f"moto_endpoint: started moto on {server.url} for this run", file=sys.stderr)
         env = test_environment(dict(os.environ), server.url)
