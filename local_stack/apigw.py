@@ -611,9 +611,8 @@ class Connection:
     def receive_eof(self, now: float) -> List[Message]:
         """The client's TCP stream ended (or the socket was lost)."""
         if self._ws is None:
-            if self.state is State.CONNECTING:
-                self.state = State.CLOSED
-                self._disconnect = Disconnect(1006, _DEFAULT_REASONS[1006])
+            # Never accepted: $connect did not succeed, so no $disconnect.
+            self.refuse()
             return []
         self._ws.receive_eof()
         return self._process(now)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import time
@@ -292,7 +293,6 @@ class Gateway:
             return web.Response(status=decision.status, text=decision.body,
                                 content_type="application/json")
 
-        import hashlib
         accept = base64.b64encode(hashlib.sha1(key.encode() + _WS_GUID).digest()).decode()
         response = _UpgradeResponse(accept)
         try:

@@ -363,6 +363,13 @@ class TestConnection:
         assert conn.deadline() == 1020.0
         assert conn.check_timeouts(1020.0) == "max_duration"
 
+    def test_socket_lost_during_connect_never_disconnects(self):
+        """A client gone before $connect finished gets no $disconnect unless accepted."""
+        conn = make_connection()
+        conn.receive_eof(1001.0)
+        assert conn.state is apigw.State.CLOSED
+        assert conn.take_disconnect() is None
+
     def test_refused_connection_never_disconnects(self):
         """A refused $connect fires no $disconnect."""
         conn = make_connection()
