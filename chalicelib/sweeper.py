@@ -66,7 +66,8 @@ class Sweeper:
                 self._sweep_session(session, report)
             except Exception:  # one bad session must not stop the sweep
                 logger.exception("sweeping %s failed", session.session_id)
-        logger.info("sweep: %s", report.to_dict())
+        acted = report.ended or report.closed or report.notices
+        logger.log(logging.INFO if acted else logging.DEBUG, "sweep: %s", report.to_dict())
         return report
 
     def _sweep_session(self, session: Session, report: SweepReport) -> None:

@@ -14,6 +14,9 @@ WS_URL ?= ws://$(or $(HOST),127.0.0.1):$(or $(PORT),8000)/dev
 TOKEN_USER := $(or $(USER),alice)
 LISTEN_LANG := $(if $(findstring .,$(LANG))$(findstring _,$(LANG)),,$(LANG))
 
+# The sweep runs every minute in AWS; locally every few seconds, so timeouts and
+# notices show up while you watch. GATEWAY_SCHEDULE_PERIOD_SECONDS overrides it.
+run: export GATEWAY_SCHEDULE_PERIOD_SECONDS ?= 5
 run: $(STAMP) ## Run the app locally: gateway on ws://127.0.0.1:8000, moto, tables (Ctrl-C stops)
 	@exec $(PY) -m local_stack run
 
