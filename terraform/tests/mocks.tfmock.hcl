@@ -2,13 +2,6 @@
 # which the mock's random strings would fail. override_during = plan (set where
 # this file is used) makes them known at plan time.
 
-mock_data "aws_partition" {
-  defaults = {
-    partition  = "aws"
-    dns_suffix = "amazonaws.com"
-  }
-}
-
 mock_resource "aws_dynamodb_table" {
   defaults = {
     arn = "arn:aws:dynamodb:us-east-1:123456789012:table/mock"

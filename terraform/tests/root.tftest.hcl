@@ -220,6 +220,28 @@ run "alarms_notify_the_topic" {
   }
 }
 
+run "api_gateway_account_switch" {
+  command = plan
+
+  variables {
+    manage_api_gateway_account = true
+  }
+
+  assert {
+    condition     = length(aws_api_gateway_account.this) == 1 && aws_api_gateway_account.this[0].cloudwatch_role_arn == aws_iam_role.api_gateway_cloudwatch[0].arn
+    error_message = "manage_api_gateway_account sets the region's API Gateway logging role."
+  }
+}
+
+run "api_gateway_account_left_alone_by_default" {
+  command = plan
+
+  assert {
+    condition     = length(aws_api_gateway_account.this) == 0 && length(aws_iam_role.api_gateway_cloudwatch) == 0
+    error_message = "By default the region-wide API Gateway account settings are not managed."
+  }
+}
+
 run "the_manifest_must_hold_the_websocket_functions" {
   command = plan
 

@@ -33,8 +33,6 @@ resource "aws_cloudwatch_log_group" "this" {
 # IAM: one role per function, inline policy with only what the function uses
 ################################################################################
 
-data "aws_partition" "current" {}
-
 resource "aws_iam_role" "this" {
   for_each = var.functions
 
@@ -47,7 +45,7 @@ resource "aws_iam_role" "this" {
     Statement = [{
       Effect    = "Allow"
       Action    = "sts:AssumeRole"
-      Principal = { Service = "lambda.${data.aws_partition.current.dns_suffix}" }
+      Principal = { Service = "lambda.amazonaws.com" }
     }]
   })
 
