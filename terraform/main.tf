@@ -125,6 +125,8 @@ locals {
     AUDIO_SINK                       = local.audio_sink
     AUDIO_STREAM_NAME                = local.audio_stream_name
     PUBLISH_CONCURRENCY              = tostring(var.publish_concurrency)
+    RATE_LIMIT_CONNECTS_PER_MINUTE   = tostring(var.rate_limit_connects_per_minute)
+    RATE_LIMIT_SESSIONS_PER_HOUR     = tostring(var.rate_limit_sessions_per_hour)
     LOG_LEVEL                        = var.log_level
   })
 

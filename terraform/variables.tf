@@ -423,6 +423,28 @@ variable "publish_concurrency" {
   }
 }
 
+variable "rate_limit_connects_per_minute" {
+  description = "RATE_LIMIT_CONNECTS_PER_MINUTE: connects per source IP per minute (0 turns the limit off). Generous: a congregation may share one NAT address."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.rate_limit_connects_per_minute >= 0 && floor(var.rate_limit_connects_per_minute) == var.rate_limit_connects_per_minute
+    error_message = "rate_limit_connects_per_minute must be a non-negative integer."
+  }
+}
+
+variable "rate_limit_sessions_per_hour" {
+  description = "RATE_LIMIT_SESSIONS_PER_HOUR: sessions one speaker may create per hour (0 turns the limit off)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.rate_limit_sessions_per_hour >= 0 && floor(var.rate_limit_sessions_per_hour) == var.rate_limit_sessions_per_hour
+    error_message = "rate_limit_sessions_per_hour must be a non-negative integer."
+  }
+}
+
 variable "log_level" {
   description = "LOG_LEVEL of the functions."
   type        = string

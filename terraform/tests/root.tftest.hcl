@@ -62,7 +62,7 @@ run "every_contract_variable_reaches_the_functions" {
       "SPEAKER_RECONNECT_GRACE_SECONDS", "SUPPORTED_LANGUAGES", "TOKEN_ISSUER", "TOKEN_AUDIENCE",
       "TOKEN_USE", "JWKS_URL", "JWKS_REFETCH_COOLDOWN_SECONDS", "MANAGEMENT_API_URL",
       "WELCOME_FUNCTION_NAME", "WELCOME_DELIVERY_TIMEOUT_SECONDS", "AUDIO_SINK", "AUDIO_STREAM_NAME",
-      "PUBLISH_CONCURRENCY", "LOG_LEVEL",
+      "PUBLISH_CONCURRENCY", "RATE_LIMIT_CONNECTS_PER_MINUTE", "RATE_LIMIT_SESSIONS_PER_HOUR", "LOG_LEVEL",
     ])
     error_message = "The functions' environment must hold exactly the contract's variables."
   }

@@ -19,14 +19,27 @@ from tests.terraform.tfsupport import REGION, free_port
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
 ROUTES = {"$connect", "$default", "$disconnect"}
-CONTRACT_ENVIRONMENT = {
-    "SESSIONS_TABLE", "CONNECTIONS_TABLE", "RATE_LIMITS_TABLE", "SESSION_MAX_DURATION_HOURS",
-    "MAX_LISTENERS_PER_SESSION", "CONNECTION_REFRESH_MINUTES", "CONNECTION_WARNING_MINUTES",
-    "CONNECTION_MAX_DURATION_MINUTES", "HEARTBEAT_INTERVAL_SECONDS", "HEARTBEAT_TIMEOUT_SECONDS",
-    "SPEAKER_RECONNECT_GRACE_SECONDS", "TOKEN_USE", "JWKS_REFETCH_COOLDOWN_SECONDS",
-    "MANAGEMENT_API_URL", "WELCOME_FUNCTION_NAME", "WELCOME_DELIVERY_TIMEOUT_SECONDS",
-    "AUDIO_SINK", "AUDIO_STREAM_NAME", "PUBLISH_CONCURRENCY", "LOG_LEVEL",
-}
+
+
+def _variables_the_app_reads() -> set:
+    """Every variable chalicelib.config.Config.from_environ looks up."""
+    from chalicelib.config import Config
+
+    class Recorder(dict):
+        names = set()
+
+        def get(self, key, default=None):
+            self.names.add(key)
+            return default
+
+    recorder = Recorder()
+    Config.from_environ(recorder)
+    return recorder.names
+
+
+# Set only when the Terraform variable is non-empty, so the app's default applies.
+OPTIONAL_ENVIRONMENT = {"SUPPORTED_LANGUAGES", "TOKEN_ISSUER", "TOKEN_AUDIENCE", "JWKS_URL"}
+CONTRACT_ENVIRONMENT = _variables_the_app_reads() - OPTIONAL_ENVIRONMENT
 
 
 class Stack:
