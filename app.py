@@ -79,4 +79,7 @@ def on_ws_disconnect(event):
 @app.schedule("rate(1 minute)", name="sweep")
 def sweep(event):
     """Heals state: timeouts, one-time notices, expired and orphaned sessions."""
-    return runtime.sweeper.sweep().to_dict()
+    context = event.context
+    return runtime.sweeper.sweep(
+        lambda: context.get_remaining_time_in_millis() / 1000
+    ).to_dict()

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 import attrs
 
-from chalicelib import errors, messages
+from chalicelib import errors, liveness, messages
 from chalicelib.audio import parse_chunk
 from chalicelib.connections_api import ConnectionsApi
 from chalicelib.fanout import fan_out
@@ -125,9 +125,15 @@ class Broadcaster:
             listeners,
             lambda listener: encoded[listener.target_language],
             concurrency=self._config.publish_concurrency,
-            on_gone=self._store.remove_listener,
+            on_gone=self._forget,
         )
         return PublishResult(result.delivered, result.gone, result.failed, numbers)
+
+    def _forget(self, listener) -> None:
+        """A listener found gone is removed and uncounted, unless it may still be
+        inside its ``$connect`` (API Gateway answers 410 then too)."""
+        if not liveness.may_be_connecting(listener, int(self._clock() * 1000), self._config):
+            self._store.remove_listener(listener)
 
     def publish_request(self, event: dict, api: ConnectionsApi) -> dict:
         """The ``publish`` Lambda function's contract: validate, publish, report."""

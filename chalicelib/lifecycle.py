@@ -76,6 +76,16 @@ class Welcome:
         )
 
 
+@attrs.frozen
+class _Admission:
+    """What a successful ``$connect`` write produced: the first message, how to
+    undo the write if the connection cannot complete, and what to do once it has."""
+
+    message: dict
+    undo: Callable[[], None]
+    after: Optional[Callable[[], None]] = None
+
+
 class Lifecycle:
     def __init__(
         self,
@@ -118,26 +128,31 @@ class Lifecycle:
         self._check_rate_limits(request, intent)
         now = self._clock()
         if isinstance(intent, CreateIntent):
-            message, undo = self._create(request, intent, now)
+            admission = self._create(request, intent, now)
         elif isinstance(intent, JoinIntent):
-            message, undo = self._join(request, intent, now)
+            admission = self._join(request, intent, now)
         elif intent.role == SPEAKER:
-            message, undo = self._refresh_speaker(request, intent, now)
+            admission = self._refresh_speaker(request, intent, now)
         else:
-            message, undo = self._refresh_listener(request, intent, now)
+            admission = self._refresh_listener(request, intent, now)
 
         welcome = Welcome(
             connection_id=request.connection_id,
             endpoint=request.endpoint,
-            message=message,
+            message=admission.message,
             deadline=now + self._config.welcome_delivery_timeout_seconds,
         )
         try:
             self._dispatch_welcome(welcome)
         except Exception:
             logger.exception("could not dispatch the first message; undoing connect")
-            undo()
+            admission.undo()
             raise errors.ServiceUnavailable("could not complete the connection, retry") from None
+        if admission.after is not None:
+            try:
+                admission.after()
+            except Exception:  # the connection stands; a notice is not worth refusing it
+                logger.exception("post-connect notice failed")
         return welcome
 
     def _check_rate_limits(self, request: ConnectRequest, intent) -> None:
@@ -166,7 +181,7 @@ class Lifecycle:
             ttl=int(now) + self._config.connection_ttl_seconds,
         )
 
-    def _create(self, request, intent: CreateIntent, now):
+    def _create(self, request, intent: CreateIntent, now) -> "_Admission":
         for session_id in candidate_ids(self._rng):
             session = Session(
                 session_id=session_id,
@@ -186,49 +201,47 @@ class Lifecycle:
             except SessionIdTaken:
                 continue
             except ConnectionExists as exc:
-                return self._repeat_welcome(exc.existing, request, now)
+                return self._repeat_welcome(exc.existing, intent, now)
 
             def undo(session_id=session_id):
                 self._store.end_session(session_id, "aborted", self._now_ms())
                 self._store.delete_connection(request.connection_id)
 
-            return messages.session_created(now, session, request.connection_id), undo
+            return _Admission(messages.session_created(now, session, request.connection_id), undo)
         raise errors.SessionIdExhausted()
 
-    def _join(self, request, intent: JoinIntent, now):
+    def _admit_listener(self, request, intent, now, capacity_limit: int) -> "_Admission":
         listener = self._connection(
             request, intent.session_id, LISTENER, now, intent.target_language
         )
         try:
-            session = self._store.add_listener(
-                listener, self._config.max_listeners_per_session
-            )
+            session = self._store.add_listener(listener, capacity_limit)
         except ConnectionExists as exc:
-            return self._repeat_welcome(exc.existing, request, now)
-        message = messages.session_joined(
-            now, session, request.connection_id, intent.target_language
-        )
-        return message, lambda: self._store.remove_listener(listener)
+            return self._repeat_welcome(exc.existing, intent, now)
+        if isinstance(intent, JoinIntent):
+            message = messages.session_joined(
+                now, session, request.connection_id, intent.target_language
+            )
+        else:
+            message = messages.refresh_complete(
+                now, session, request.connection_id, LISTENER, intent.target_language
+            )
+        return _Admission(message, lambda: self._store.remove_listener(listener))
 
-    def _refresh_listener(self, request, intent: RefreshIntent, now):
-        listener = self._connection(
-            request, intent.session_id, LISTENER, now, intent.target_language
+    def _join(self, request, intent: JoinIntent, now) -> "_Admission":
+        return self._admit_listener(
+            request, intent, now, self._config.max_listeners_per_session
         )
+
+    def _refresh_listener(self, request, intent: RefreshIntent, now) -> "_Admission":
         # The refreshing listener's old connection is about to leave, so capacity
         # does not apply; the hard ceiling of twice the capacity bounds what anyone
         # can gain by "refreshing" into a full session.
-        try:
-            session = self._store.add_listener(
-                listener, 2 * self._config.max_listeners_per_session
-            )
-        except ConnectionExists as exc:
-            return self._repeat_welcome(exc.existing, request, now)
-        message = messages.refresh_complete(
-            now, session, request.connection_id, LISTENER, intent.target_language
+        return self._admit_listener(
+            request, intent, now, 2 * self._config.max_listeners_per_session
         )
-        return message, lambda: self._store.remove_listener(listener)
 
-    def _refresh_speaker(self, request, intent: RefreshIntent, now):
+    def _refresh_speaker(self, request, intent: RefreshIntent, now) -> "_Admission":
         speaker = self._connection(request, intent.session_id, SPEAKER, now)
         try:
             session, previous, previous_disconnected_at = self._store.replace_speaker(
@@ -237,26 +250,29 @@ class Lifecycle:
                 int(now) + self._config.session_max_duration_seconds,
             )
         except ConnectionExists as exc:
-            return self._repeat_welcome(exc.existing, request, now)
+            return self._repeat_welcome(exc.existing, intent, now)
 
         def undo():
             self._store.restore_speaker(
-                intent.session_id, previous, request.connection_id
+                intent.session_id, previous, request.connection_id, previous_disconnected_at
             )
             self._store.delete_connection(request.connection_id)
 
+        after = None
         if previous_disconnected_at is not None:
-            self._broadcast_to_listeners(
-                session.session_id,
-                messages.speaker_reconnected(now, session.session_id),
-                self._api(request.endpoint),
-            )
+            def after():
+                self._broadcast_to_listeners(
+                    session.session_id,
+                    messages.speaker_reconnected(self._clock(), session.session_id),
+                    self._api(request.endpoint),
+                )
+
         message = messages.refresh_complete(
             now, session, request.connection_id, SPEAKER, None
         )
-        return message, undo
+        return _Admission(message, undo, after)
 
-    def _repeat_welcome(self, existing: Optional[Connection], request, now):
+    def _repeat_welcome(self, existing: Optional[Connection], intent, now) -> "_Admission":
         """A duplicate ``$connect`` for a connection we already recorded: answer as
         the first time, change nothing."""
         if existing is None:
@@ -264,13 +280,16 @@ class Lifecycle:
         session = self._store.get_session(existing.session_id)
         if session is None or not session.is_active:
             raise errors.SessionNotFound()
-        if existing.is_speaker:
-            message = messages.session_created(now, session, existing.connection_id)
-        else:
-            message = messages.session_joined(
-                now, session, existing.connection_id, existing.target_language
+        cid = existing.connection_id
+        if isinstance(intent, RefreshIntent):
+            message = messages.refresh_complete(
+                now, session, cid, existing.role, existing.target_language
             )
-        return message, lambda: None
+        elif existing.is_speaker:
+            message = messages.session_created(now, session, cid)
+        else:
+            message = messages.session_joined(now, session, cid, existing.target_language)
+        return _Admission(message, lambda: None)
 
     # -- first message -----------------------------------------------------------
 
@@ -418,11 +437,20 @@ class Lifecycle:
         self.end_session(connection.session_id, SPEAKER_DISCONNECTED, api, only_if_speaker=connection.connection_id)
 
     def end_session(
-        self, session_id: str, reason: str, api: ConnectionsApi, only_if_speaker: Optional[str] = None
+        self,
+        session_id: str,
+        reason: str,
+        api: ConnectionsApi,
+        only_if_speaker: Optional[str] = None,
     ) -> Optional[Session]:
-        """End an active session (once) and tell and release everyone in it."""
+        """End an active session (once) and tell and release everyone in it.
+        An ``expired`` end re-checks expiry in the write: a refresh may have won."""
         ended = self._store.end_session(
-            session_id, reason, self._now_ms(), only_if_speaker=only_if_speaker
+            session_id,
+            reason,
+            self._now_ms(),
+            only_if_speaker=only_if_speaker,
+            only_if_expired=reason == EXPIRED,
         )
         if ended is not None:
             self.finish_session(ended, reason, api)
@@ -457,7 +485,7 @@ class Lifecycle:
             self._store.listeners(session_id),
             ended,
             concurrency=self._config.publish_concurrency,
-            on_gone=self._store.remove_listener,
+            on_gone=lambda listener: self.forget(listener, api),
             after_send=close_and_remove,
         )
 
@@ -468,7 +496,7 @@ class Lifecycle:
             self._store.listeners(session_id),
             message,
             concurrency=self._config.publish_concurrency,
-            on_gone=self._store.remove_listener,
+            on_gone=lambda listener: self.forget(listener, api),
         )
 
     # -- liveness ----------------------------------------------------------------
@@ -488,7 +516,15 @@ class Lifecycle:
                 message = messages.connection_warning(
                     now, liveness.remaining_minutes(connection, now_ms, self._config), refresh_by
                 )
-            if not self._send_or_forget(connection, message, api):
+            try:
+                sent = api.send(connection.connection_id, message)
+            except DeliveryFailed as exc:
+                # Claimed but not sent: give the claim back so the next try sends it.
+                logger.warning("notice to %s failed: %s", connection.connection_id, exc)
+                self._store.release_notice(connection.connection_id, notice)
+                return
+            if not sent:
+                self.forget(connection, api)
                 return
 
     def close_connection(self, connection: Connection, reason: str, api: ConnectionsApi) -> None:
@@ -502,6 +538,12 @@ class Lifecycle:
             return  # keep the row; the next sweep tries again
         self.connection_left(connection, api)
 
+    def forget(self, connection: Connection, api: ConnectionsApi) -> None:
+        """A send found the connection gone (410): clean up as for a disconnect,
+        unless the 410 may only mean it is still inside its ``$connect``."""
+        if not liveness.may_be_connecting(connection, self._now_ms(), self._config):
+            self.connection_left(connection, api)
+
     def _send_or_forget(self, connection: Connection, message: dict, api: ConnectionsApi) -> bool:
         """Send; a connection found gone is cleaned up as if it had disconnected."""
         try:
@@ -510,5 +552,5 @@ class Lifecycle:
         except DeliveryFailed as exc:
             logger.warning("send to %s failed: %s", connection.connection_id, exc)
             return False
-        self.connection_left(connection, api)
+        self.forget(connection, api)
         return False

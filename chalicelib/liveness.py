@@ -65,3 +65,15 @@ def reconnect_query(connection) -> dict:
     if connection.target_language:
         query["targetLanguage"] = connection.target_language
     return query
+
+
+def may_be_connecting(connection, now_ms: int, config) -> bool:
+    """Whether a 410 for this connection may only mean "still inside $connect".
+
+    API Gateway refuses posts until ``$connect`` returns, and the row is written
+    during ``$connect``; the first message is retried for
+    WELCOME_DELIVERY_TIMEOUT_SECONDS. Younger rows are not taken for gone; if they
+    really are, the heartbeat timeout or the next sweep removes them.
+    """
+    window_ms = (config.welcome_delivery_timeout_seconds + 5) * 1000
+    return now_ms - connection.connected_at < window_ms

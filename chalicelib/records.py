@@ -69,6 +69,7 @@ class Session:
     created_at: int
     expires_at: int
     ended_reason: Optional[str] = None
+    ended_at: Optional[int] = None
     speaker_disconnected_at: Optional[int] = None
     broadcast_state: BroadcastState = BroadcastState()
     # Last sequence number published per target language.
@@ -91,6 +92,7 @@ class Session:
             created_at=_int(item["createdAt"]),
             expires_at=_int(item["expiresAt"]),
             ended_reason=item.get("endedReason"),
+            ended_at=_optional_int(item.get("endedAt")),
             speaker_disconnected_at=_optional_int(item.get("speakerDisconnectedAt")),
             broadcast_state=BroadcastState.from_item(
                 item.get("broadcastState"), _int(item["createdAt"])
@@ -116,6 +118,8 @@ class Session:
         }
         if self.ended_reason:
             item["endedReason"] = self.ended_reason
+        if self.ended_at is not None:
+            item["endedAt"] = self.ended_at
         if self.speaker_disconnected_at is not None:
             item["speakerDisconnectedAt"] = self.speaker_disconnected_at
         return item

@@ -13,6 +13,8 @@ else becomes :class:`~chalicelib.errors.ServiceUnavailable` (503).
 from __future__ import annotations
 
 import logging
+import random
+import time
 from typing import Iterator, List, Optional, Tuple
 
 import attrs
@@ -24,6 +26,7 @@ from chalicelib.schema import CONNECTIONS_SESSION_INDEX, SESSIONS_STATUS_INDEX
 logger = logging.getLogger(__name__)
 
 _CONDITION_FAILED = "ConditionalCheckFailed"
+_CONFLICT_RETRIES = 4
 
 
 class SessionIdTaken(Exception):
@@ -63,20 +66,38 @@ class Store:
         return {k: self._de.deserialize(v) for k, v in item.items()}
 
     def _call(self, operation: str, **kwargs):
-        """Run a client call; conditional failures propagate, the rest is a 503."""
+        """Run a client call; conditional failures propagate, the rest is a 503.
+
+        Transaction conflicts (two transactions on one session item at once, which
+        every join and leave touches) are retried with jittered backoff: botocore
+        does not retry them, and they are transient by definition."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        try:
-            return getattr(self._client, operation)(**kwargs)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
-                raise
-            logger.error("DynamoDB %s failed: %s", operation, code or exc)
-            raise errors.ServiceUnavailable() from None
-        except BotoCoreError as exc:
-            logger.error("DynamoDB %s failed: %s", operation, type(exc).__name__)
-            raise errors.ServiceUnavailable() from None
+        for attempt in range(_CONFLICT_RETRIES + 1):
+            try:
+                return getattr(self._client, operation)(**kwargs)
+            except ClientError as exc:
+                if attempt < _CONFLICT_RETRIES and self._is_conflict(exc):
+                    time.sleep(random.uniform(0, 0.02 * 2**attempt))
+                    continue
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+                    raise
+                logger.error("DynamoDB %s failed: %s", operation, code or exc)
+                raise errors.ServiceUnavailable() from None
+            except BotoCoreError as exc:
+                logger.error("DynamoDB %s failed: %s", operation, type(exc).__name__)
+                raise errors.ServiceUnavailable() from None
+
+    @staticmethod
+    def _is_conflict(exc) -> bool:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "TransactionConflictException":
+            return True
+        if code != "TransactionCanceledException":
+            return False
+        reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons") or []]
+        return "TransactionConflict" in reasons and _CONDITION_FAILED not in reasons
 
     @staticmethod
     def _cancellation_codes(exc) -> List[str]:
@@ -135,13 +156,24 @@ class Store:
 
     def active_sessions(self) -> Iterator[Session]:
         """Every active session, via the status index, page by page."""
+        return self._sessions_by_status(ACTIVE)
+
+    def recently_ended_sessions(self, since_ms: int) -> Iterator[Session]:
+        """Sessions ended since ``since_ms``, whose listeners may still need releasing."""
+        return self._sessions_by_status(
+            ENDED, "endedAt >= :since", {":since": since_ms}
+        )
+
+    def _sessions_by_status(self, status, filter_expression=None, filter_values=None):
         kwargs = dict(
             TableName=self._sessions,
             IndexName=SESSIONS_STATUS_INDEX,
-            KeyConditionExpression="#status = :active",
+            KeyConditionExpression="#status = :status",
             ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=self._values({":active": ACTIVE}),
+            ExpressionAttributeValues=self._values({":status": status, **(filter_values or {})}),
         )
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression
         while True:
             page = self._call("query", **kwargs)
             for item in page.get("Items", []):
@@ -194,14 +226,19 @@ class Store:
         reason: str,
         now_ms: int,
         only_if_speaker: Optional[str] = None,
+        only_if_expired: bool = False,
     ) -> Optional[Session]:
         """Mark an active session ended; returns it, or None if it was not active
-        (already ended, gone, or, with ``only_if_speaker``, its speaker replaced)."""
+        (already ended, gone, or, with ``only_if_speaker``, its speaker replaced;
+        with ``only_if_expired``, a refresh extended it meanwhile)."""
         condition = "#status = :active"
         values = {":active": ACTIVE, ":ended": ENDED, ":reason": reason, ":now": now_ms}
         if only_if_speaker is not None:
             condition += " AND speakerConnectionId = :speaker"
             values[":speaker"] = only_if_speaker
+        if only_if_expired:
+            condition += " AND expiresAt <= :nowSeconds"
+            values[":nowSeconds"] = now_ms // 1000
         from botocore.exceptions import ClientError
 
         try:
@@ -274,8 +311,13 @@ class Store:
                 raise errors.SessionFull() from None
             logger.error("add_listener cancelled: %s", codes)
             raise errors.ServiceUnavailable() from None
-        session = self.get_session(listener.session_id)
+        try:
+            session = self.get_session(listener.session_id)
+        except errors.ServiceUnavailable:
+            self.remove_listener(listener)  # a refused connect gets no $disconnect
+            raise
         if session is None:  # ended and reaped between our write and this read
+            self.delete_connection(listener.connection_id)
             raise errors.SessionNotFound()
         return session
 
@@ -350,20 +392,26 @@ class Store:
         )
         return updated, old.speaker_connection_id, old.speaker_disconnected_at
 
-    def restore_speaker(self, session_id: str, previous: str, current: str) -> bool:
-        """Undo :meth:`replace_speaker` if nothing replaced ``current`` since."""
+    def restore_speaker(
+        self, session_id: str, previous: str, current: str, disconnected_at: Optional[int]
+    ) -> bool:
+        """Undo :meth:`replace_speaker` if nothing replaced ``current`` since,
+        including the grace period it cleared."""
         from botocore.exceptions import ClientError
 
+        update = "SET speakerConnectionId = :previous"
+        values = {":previous": previous, ":current": current}
+        if disconnected_at is not None:
+            update += ", speakerDisconnectedAt = :gone"
+            values[":gone"] = disconnected_at
         try:
             self._call(
                 "update_item",
                 TableName=self._sessions,
                 Key=self._item({"sessionId": session_id}),
-                UpdateExpression="SET speakerConnectionId = :previous",
+                UpdateExpression=update,
                 ConditionExpression="speakerConnectionId = :current",
-                ExpressionAttributeValues=self._values(
-                    {":previous": previous, ":current": current}
-                ),
+                ExpressionAttributeValues=self._values(values),
             )
             return True
         except ClientError as exc:
@@ -538,6 +586,23 @@ class Store:
             if self._is_condition_failure(exc):
                 return False
             raise
+
+    def release_notice(self, connection_id: str, attribute: str) -> None:
+        """Undo :meth:`claim_notice` after a failed send, so a later try sends it."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(
+                "update_item",
+                TableName=self._connections,
+                Key=self._item({"connectionId": connection_id}),
+                UpdateExpression="REMOVE #notice",
+                ConditionExpression="attribute_exists(connectionId)",
+                ExpressionAttributeNames={"#notice": attribute},
+            )
+        except ClientError as exc:
+            if not self._is_condition_failure(exc):
+                raise
 
     def mark_speaker_disconnected(
         self, session_id: str, connection_id: str, now_ms: int

@@ -17,8 +17,9 @@ a heartbeat, a ``$disconnect`` or another sweep changes things once.
 from __future__ import annotations
 
 import logging
+import random
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 import attrs
 
@@ -31,12 +32,21 @@ from chalicelib.store import Store
 logger = logging.getLogger(__name__)
 
 
+# How long ended sessions are re-checked for listeners a release missed (an index
+# read that lagged behind a join, a failed close, a Lambda that died midway).
+RELEASE_RECHECK_MS = 10 * 60 * 1000
+# Stop starting new sessions this long before the Lambda's own timeout.
+_TIME_RESERVE_SECONDS = 5
+
+
 @attrs.define
 class SweepReport:
     sessions: int = 0
     ended: int = 0
     closed: int = 0
     notices: int = 0
+    released: int = 0
+    skipped: int = 0  # left for the next sweep: out of time
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)
@@ -58,15 +68,34 @@ class Sweeper:
         self._api = api
         self._clock = clock
 
-    def sweep(self) -> SweepReport:
+    def sweep(self, seconds_left: Optional[Callable[[], float]] = None) -> SweepReport:
+        """One pass. ``seconds_left`` (the Lambda context's remaining time) lets a
+        long pass stop in time; the order is shuffled so that no session is always
+        the one left for next time."""
         report = SweepReport()
-        for session in list(self._store.active_sessions()):
+        sessions = list(self._store.active_sessions())
+        random.shuffle(sessions)
+        for session in sessions:
+            if seconds_left is not None and seconds_left() < _TIME_RESERVE_SECONDS:
+                report.skipped += 1
+                continue
             report.sessions += 1
             try:
                 self._sweep_session(session, report)
             except Exception:  # one bad session must not stop the sweep
                 logger.exception("sweeping %s failed", session.session_id)
-        acted = report.ended or report.closed or report.notices
+        since = int(self._clock() * 1000) - RELEASE_RECHECK_MS
+        for session in self._store.recently_ended_sessions(since):
+            if seconds_left is not None and seconds_left() < _TIME_RESERVE_SECONDS:
+                break
+            try:
+                result = self._lifecycle.release_listeners(
+                    session.session_id, session.ended_reason or "ended", self._api
+                )
+                report.released += result.delivered + result.gone
+            except Exception:
+                logger.exception("releasing %s failed", session.session_id)
+        acted = report.ended or report.closed or report.notices or report.released
         logger.log(logging.INFO if acted else logging.DEBUG, "sweep: %s", report.to_dict())
         return report
 
@@ -98,15 +127,19 @@ class Sweeper:
         if session.speaker_disconnected_at is not None:
             return now * 1000 - session.speaker_disconnected_at >= grace * 1000
         speaker_id = session.speaker_connection_id
+        speaker = self._store.get_connection(speaker_id)
+        if speaker is not None and liveness.may_be_connecting(speaker, int(now * 1000), self._config):
+            # API Gateway answers 410 for a connection still inside its $connect:
+            # that is not a speaker gone.
+            return False
         try:
-            present = self._store.get_connection(speaker_id) is not None and self._api.exists(speaker_id)
+            present = speaker is not None and self._api.exists(speaker_id)
         except DeliveryFailed as exc:
             logger.warning("probing speaker %s failed: %s", speaker_id, exc)
             return False
         if present:
             return False
         # Gone without a $disconnect (lost event): from now on it is a disconnect.
-        speaker = self._store.get_connection(speaker_id)
         if grace <= 0:
             if speaker is not None:
                 self._store.delete_connection(speaker_id)

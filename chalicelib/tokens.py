@@ -20,6 +20,9 @@ import attrs
 
 ALGORITHM = "RS256"
 _JWKS_TIMEOUT_SECONDS = 3
+# After a failed fetch, retry this soon rather than after the full cooldown: one
+# network blip at cold start must not lock every speaker out for minutes.
+_RETRY_AFTER_FAILURE_SECONDS = 5
 _LEEWAY_SECONDS = 5
 
 
@@ -48,7 +51,7 @@ class JwksCache:
         self._fetch = fetch
         self._clock = clock
         self._keys: Dict[str, object] = {}
-        self._fetched_at: Optional[float] = None
+        self._next_fetch_at: Optional[float] = None
         self._lock = threading.Lock()
         self.fetch_count = 0
 
@@ -62,21 +65,20 @@ class JwksCache:
                 raise InvalidToken("unknown signing key id") from None
 
     def _may_refetch(self) -> bool:
-        return (
-            self._fetched_at is None
-            or self._clock() - self._fetched_at >= self._cooldown
-        )
+        return self._next_fetch_at is None or self._clock() >= self._next_fetch_at
 
     def _refresh(self) -> None:
         import jwt  # lazy: keeps cold start of handlers that never verify fast
 
-        self._fetched_at = self._clock()
+        now = self._clock()
         self.fetch_count += 1
         try:
             document = self._fetch(self._url)
             key_set = jwt.PyJWKSet.from_dict(document)
         except Exception as exc:  # network, JSON or key errors: refuse, don't crash
+            self._next_fetch_at = now + min(self._cooldown, _RETRY_AFTER_FAILURE_SECONDS)
             raise InvalidToken(f"signing keys unavailable ({type(exc).__name__})") from None
+        self._next_fetch_at = now + self._cooldown
         self._keys = {
             key.key_id: key.key
             for key in key_set.keys

@@ -64,9 +64,12 @@ locals {
       dynamodb = [
         { actions = ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"], resources = [local.sessions_arn] },
         { actions = local.connection_item_actions, resources = [local.connections_arn] },
+        # A speaker back within the reconnect grace tells the listeners.
+        { actions = ["Query"], resources = [local.listeners_by_session_arn] },
         { actions = ["UpdateItem"], resources = [local.rate_limits_arn] },
       ]
-      invoke_functions = [for name in ["deliver_welcome"] : name if contains(keys(local.functions), name)]
+      manage_connections = true
+      invoke_functions   = [for name in ["deliver_welcome"] : name if contains(keys(local.functions), name)]
     }
     websocket_message = {
       dynamodb                       = local.connection_handler_dynamodb

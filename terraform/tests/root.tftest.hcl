@@ -132,9 +132,9 @@ run "iam_is_least_privilege" {
   assert {
     condition = alltrue([
       for name, statements in module.functions.policy_statements :
-      contains(["authorizer", "websocket_connect"], name) == (length([for s in statements : s if s.Sid == "ManageConnections"]) == 0)
+      (name == "authorizer") == (length([for s in statements : s if s.Sid == "ManageConnections"]) == 0)
     ])
-    error_message = "Every function but authorizer and websocket_connect may manage connections; those two may not."
+    error_message = "Every function but the authorizer may manage connections; the authorizer may not."
   }
 
   assert {

@@ -13,9 +13,9 @@ against a 2.5 s timeout, a refresh notice at 3.6 s of age with 6 s more before t
 server would close the connection for its age. The only timing assertions are
 generous timeouts, and lower bounds taken from the server's own timestamps.
 
-TestSweepDuringSpeakerConnect is a strict xfail: it reproduces a race between the
-sweep and a speaker's ``$connect`` (see RACE_BUG) by stretching ``$connect`` through
-a slow Lambda endpoint.
+TestSweepDuringSpeakerConnect reproduces a race between the sweep and a speaker's
+``$connect`` (fixed; these are its regression tests) by stretching ``$connect`` through a slow
+Lambda endpoint.
 """
 import json
 import os
@@ -746,17 +746,11 @@ def slow_lambda():
 
 
 SLOW_CONNECT = 1.5
-RACE_BUG = (
-    "Sweeper._speaker_is_gone probes the session's speaker with GET @connections while "
-    "that connection's $connect is still running (its row and the session already point at "
-    "it, but API Gateway, like the local gateway, answers 410 until $connect returns): the "
-    "sweep takes the speaker for gone without $disconnect and, with grace 0, deletes its "
-    "row and ends the session (with a grace, starts the grace and ends it later). Hits a "
-    "session's creation and every speaker refresh that overlaps a sweep."
-)
-
-
 class TestSweepDuringSpeakerConnect:
+    """A sweep probing the speaker with GET @connections while the speaker's $connect
+    is still running gets 410 (API Gateway answers so until $connect returns); it
+    must not take the speaker for gone and end the session. Regression tests."""
+
     @pytest.fixture
     def stack(self, make_stack_process, slow_lambda):
         stack = make_stack_process(GATEWAY_SCHEDULE_PERIOD_SECONDS="0.25",
@@ -764,7 +758,6 @@ class TestSweepDuringSpeakerConnect:
         slow_lambda.target = stack.http
         return stack
 
-    @pytest.mark.xfail(strict=True, reason=RACE_BUG)
     def test_sweep_during_create_keeps_the_new_session(self, stack, slow_lambda, sockets):
         """A createSession whose $connect lasts 1.5 s (several sweeps run meanwhile)
         still creates a live session: sessionCreated arrives and the session stays active."""
@@ -779,7 +772,6 @@ class TestSweepDuringSpeakerConnect:
         assert state.connection(speaker.connection_id) is not None
         speaker.assert_untouched()
 
-    @pytest.mark.xfail(strict=True, reason=RACE_BUG)
     def test_sweep_during_speaker_refresh_keeps_the_session(self, stack, slow_lambda, sockets):
         """A speaker refresh whose $connect lasts 1.5 s keeps the session: the listener
         hears nothing about an end, the new connection carries the session."""

@@ -54,12 +54,25 @@ class TestPublish:
     def test_gone_listeners_are_reported_and_cleaned(self, gateway, audience, store):
         """Listeners closed without $disconnect count as gone; rows go and the count is corrected."""
         _, session_id, listeners = audience
+        gateway.runtime.clock.advance(11)  # past the "may still be connecting" window
         for cid in listeners["es"][:3]:
             gateway.vanish(cid)
         result = publish(gateway, sessionId=session_id, data={"x": 1})
         assert (result["delivered"], result["gone"], result["failed"]) == (6, 3, 0)
         assert store.get_session(session_id).listener_count == 6
         assert all(store.get_connection(cid) is None for cid in listeners["es"][:3])
+
+    def test_listener_still_connecting_keeps_its_place(self, gateway, audience, store):
+        """A 410 from a listener still inside its $connect does not remove or uncount it."""
+        _, session_id, _ = audience
+        _, _, connecting = gateway.connect(
+            {"action": "joinSession", "sessionId": session_id, "targetLanguage": "es"}, deliver=False
+        )
+        gateway.open.discard(connecting)  # the handshake has not completed yet
+        result = publish(gateway, sessionId=session_id, targetLanguage="es", data={"x": 1})
+        assert (result["delivered"], result["gone"]) == (4, 1)
+        assert store.get_connection(connecting) is not None
+        assert store.get_session(session_id).listener_count == 10
 
     def test_refresh_overlap_duplicates_carry_the_same_number(self, gateway, audience):
         """During a listener refresh both sockets get each message with the same sequenceNumber."""

@@ -199,6 +199,67 @@ class TestDuplicates:
         assert [m["sessionId"] for m in gateway.received(cid, "sessionCreated")] == [first, first]
 
 
+class TestRecovery:
+    def test_duplicate_refresh_connect_repeats_refresh_complete(self, gateway, speaker, issuer):
+        """A redelivered refresh $connect answers connectionRefreshComplete again."""
+        _, session_id = speaker
+        query = {"action": "refreshConnection", "sessionId": session_id, "role": "listener", "targetLanguage": "es"}
+        _, _, cid = gateway.connect(query)
+        gateway.connect(query, connection_id=cid)
+        assert [m["type"] for m in gateway.received(cid)] == ["connectionRefreshComplete"] * 2
+
+    def test_store_failure_after_the_join_undoes_it(self, gateway, speaker, store, monkeypatch):
+        """If the store fails after the join transaction, the join is undone: 503, nothing counted."""
+        from chalicelib import errors
+
+        _, session_id = speaker
+        original = store.get_session
+        calls = {"n": 0}
+
+        def failing_read(session_id):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise errors.ServiceUnavailable()
+            return original(session_id)
+
+        monkeypatch.setattr(store, "get_session", failing_read)
+        status, body, cid = join(gateway, session_id)
+        monkeypatch.setattr(store, "get_session", original)
+        assert (status, body["code"]) == (503, "SERVICE_UNAVAILABLE")
+        assert store.get_connection(cid) is None
+        assert store.get_session(session_id).listener_count == 0
+
+    def test_transaction_conflicts_are_retried(self, store, monkeypatch):
+        """A TransactionConflict cancellation is retried, not turned into a 503."""
+        from botocore.exceptions import ClientError
+
+        client = store._client
+        real = client.transact_write_items
+        failures = {"left": 2}
+
+        def conflicted(**kwargs):
+            if failures["left"]:
+                failures["left"] -= 1
+                raise ClientError(
+                    {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                     "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}]},
+                    "TransactWriteItems",
+                )
+            return real(**kwargs)
+
+        monkeypatch.setattr(client, "transact_write_items", conflicted)
+        from chalicelib.records import Connection, Session
+
+        session = Session(session_id="gracious-temple-777", speaker_user_id="u", speaker_connection_id="s=",
+                          source_language="en", quality_tier="standard", status="active", listener_count=0,
+                          created_at=0, expires_at=4102444800)
+        speaker = Connection(connection_id="s=", session_id="gracious-temple-777", role="speaker",
+                             connected_at=0, last_seen_at=0, ttl=4102444800)
+        store.create_session(session, speaker)
+        assert failures["left"] == 0
+        assert store.get_session("gracious-temple-777").speaker_connection_id == "s="
+
+
 class TestRefresh:
     def test_speaker_refresh_swaps_connection_and_extends_expiry(self, gateway, speaker, issuer, store):
         """A speaker refresh points the session at the new connection and extends expiresAt."""

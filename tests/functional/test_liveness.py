@@ -127,16 +127,56 @@ class TestNotices:
 
 
 class TestOrphansAndExpiry:
-    def test_orphaned_session_is_ended(self, gateway, speaker, store):
+    def test_orphaned_session_is_ended(self, gateway, speaker, store, clock):
         """A speaker gone without $disconnect ends the session at the next sweep; listeners are told."""
         speaker_cid, session_id = speaker
         _, _, cid = join(gateway, session_id)
+        clock.advance(11)  # past the window in which a 410 may mean "still connecting"
+        gateway.send(cid, {"action": "heartbeat"})
         gateway.vanish(speaker_cid)
         gateway.sweep()
         assert gateway.received(cid, "sessionEnded")[0]["reason"] == "speakerDisconnected"
         assert gateway.closed[cid] == 1000
         assert store.get_session(session_id).status == "ended"
         assert store.get_connection(speaker_cid) is None
+
+    def test_speaker_still_connecting_is_not_an_orphan(self, gateway, store, issuer):
+        """A sweep during the speaker's $connect (410 from the gateway) ends nothing."""
+        status, _, cid = gateway.connect(
+            {"action": "createSession", "sourceLanguage": "en", "token": issuer.token("alice")}, deliver=False
+        )
+        gateway.open.discard(cid)  # as if the handshake had not completed yet
+        session_id = store.get_connection(cid).session_id
+        gateway.sweep()
+        assert store.get_session(session_id).status == "active"
+
+    def test_ended_session_leftovers_are_released(self, gateway, speaker, store, monkeypatch):
+        """Listeners a release missed are told and closed by the next sweep."""
+        speaker_cid, session_id = speaker
+        _, _, cid = join(gateway, session_id)
+        lifecycle = gateway.runtime.lifecycle
+        original = lifecycle.release_listeners
+        monkeypatch.setattr(lifecycle, "release_listeners", lambda *a, **k: None)
+        gateway.send(speaker_cid, {"action": "endSession"})
+        assert store.get_connection(cid) is not None  # the release "failed"
+        monkeypatch.setattr(lifecycle, "release_listeners", original)
+        gateway.sweep()
+        assert gateway.received(cid, "sessionEnded")[0]["reason"] == "speakerEnded"
+        assert store.get_connection(cid) is None and gateway.closed[cid] == 1000
+        assert store.get_session(session_id).listener_count == 0
+
+    def test_expiry_loses_to_a_refresh_that_extended_it(self, gateway, speaker, store, clock, config, issuer):
+        """An expiry judged on stale data does not end a session a refresh just extended."""
+        speaker_cid, session_id = speaker
+        clock.advance(config.session_max_duration_seconds + 1)
+        stale = store.get_session(session_id)
+        gateway.connect({"action": "refreshConnection", "sessionId": session_id, "role": "speaker", "token": issuer.token("alice")})
+        assert store.get_session(session_id).expires_at > stale.expires_at
+        lifecycle = gateway.runtime.lifecycle
+        from chalicelib.lifecycle import EXPIRED
+
+        assert lifecycle.end_session(session_id, EXPIRED, gateway.runtime.connections_api("x")) is None
+        assert store.get_session(session_id).status == "active"
 
     def test_expired_session_is_ended_before_ttl(self, gateway, speaker, store, clock, config):
         """At expiresAt the sweep ends the session (item kept for TTL) and tells everyone."""
@@ -164,11 +204,33 @@ class TestOrphansAndExpiry:
         gateway.sweep()
         assert store.get_session(session_id).status == "active"
 
+    def test_failed_notice_is_sent_on_a_later_try(self, gateway, speaker, store, clock, config, monkeypatch):
+        """A notice whose send failed (not gone) is not lost: the next sweep sends it."""
+        from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
+
+        speaker_cid, _ = speaker
+        clock.advance(config.connection_refresh_minutes * 60 + 1)
+        original = ConnectionsApi.send
+
+        def flaky(self, connection_id, message):
+            if isinstance(message, dict) and message.get("type") == "connectionRefreshRequired":
+                raise DeliveryFailed("post_to_connection ThrottlingException")
+            return original(self, connection_id, message)
+
+        monkeypatch.setattr(ConnectionsApi, "send", flaky)
+        gateway.send(speaker_cid, {"action": "heartbeat"})
+        assert not gateway.received(speaker_cid, "connectionRefreshRequired")
+        monkeypatch.setattr(ConnectionsApi, "send", original)
+        gateway.send(speaker_cid, {"action": "heartbeat"})
+        gateway.sweep()
+        assert len(gateway.received(speaker_cid, "connectionRefreshRequired")) == 1
+
     def test_gone_found_by_many_senders_is_cleaned_once(self, gateway, speaker, store):
         """Many concurrent senders noticing the same 410 correct the count once."""
         _, session_id = speaker
         _, _, gone = join(gateway, session_id)
         join(gateway, session_id)
+        gateway.runtime.clock.advance(11)  # past the "may still be connecting" window
         gateway.vanish(gone)
         connection = store.get_connection(gone)
         lifecycle = gateway.runtime.lifecycle
@@ -208,6 +270,8 @@ class TestReconnectGrace:
         """A speaker who does not come back within the grace ends the session."""
         speaker_cid, session_id = speaker
         _, _, cid = join(gateway, session_id)
+        clock.advance(11)  # past the window in which a 410 may mean "still connecting"
+        gateway.send(cid, {"action": "heartbeat"})
         gateway.vanish(speaker_cid)
         gateway.sweep()  # notices the loss, starts the grace
         assert gateway.received(cid, "speakerDisconnected")

@@ -133,6 +133,7 @@ class TestLeaving:
         """A listener whose socket vanished without $disconnect is cleaned when the session ends."""
         speaker_cid, session_id = speaker
         _, _, ghost = join(gateway, session_id)
+        gateway.runtime.clock.advance(11)  # past the "may still be connecting" window
         gateway.open.discard(ghost)  # socket gone, $disconnect lost
         gateway.close(speaker_cid)
         assert store.get_connection(ghost) is None

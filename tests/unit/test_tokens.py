@@ -153,6 +153,24 @@ class TestJwksCache:
         clock.now += 61
         assert verifier.verify(rotated.token("bob")).user_id == "bob"
 
+    def test_failed_fetch_is_retried_soon(self, issuer):
+        """A JWKS outage locks speakers out for seconds, not for the whole cooldown."""
+        state = {"up": False}
+
+        def fetch(url):
+            if not state["up"]:
+                raise OSError("connection refused")
+            return issuer.jwks()
+
+        clock = Clock()
+        verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, token_use="id",
+                                 jwks=JwksCache("u", cooldown=300, fetch=fetch, clock=clock))
+        with pytest.raises(InvalidToken):
+            verifier.verify(issuer.token())
+        state["up"] = True
+        clock.now += 6
+        assert verifier.verify(issuer.token("carol")).user_id == "carol"
+
     def test_unreachable_jwks_refuses_instead_of_crashing(self, issuer):
         """A JWKS outage makes tokens invalid (401), never a 500."""
         def broken(url):
