@@ -99,6 +99,40 @@ class Store:
         reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons") or []]
         return "TransactionConflict" in reasons and _CONDITION_FAILED not in reasons
 
+    def _update_if(
+        self,
+        table: str,
+        key: dict,
+        update: str,
+        condition: str,
+        *,
+        names: Optional[dict] = None,
+        values: Optional[dict] = None,
+        returns: str = "NONE",
+    ) -> Optional[dict]:
+        """One conditional UpdateItem. Returns the requested attributes (plain
+        values, ``{}`` for ``NONE``), or None when the condition did not hold."""
+        from botocore.exceptions import ClientError
+
+        kwargs = dict(
+            TableName=table,
+            Key=self._item(key),
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ReturnValues=returns,
+        )
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if values:
+            kwargs["ExpressionAttributeValues"] = self._values(values)
+        try:
+            response = self._call("update_item", **kwargs)
+        except ClientError as exc:
+            if self._is_condition_failure(exc):
+                return None
+            raise
+        return self._plain(response.get("Attributes", {}))
+
     @staticmethod
     def _cancellation_codes(exc) -> List[str]:
         reasons = exc.response.get("CancellationReasons") or []
@@ -239,24 +273,16 @@ class Store:
         if only_if_expired:
             condition += " AND expiresAt <= :nowSeconds"
             values[":nowSeconds"] = now_ms // 1000
-        from botocore.exceptions import ClientError
-
-        try:
-            response = self._call(
-                "update_item",
-                TableName=self._sessions,
-                Key=self._item({"sessionId": session_id}),
-                UpdateExpression="SET #status = :ended, endedReason = :reason, endedAt = :now",
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=self._values(values),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if self._is_condition_failure(exc):
-                return None
-            raise
-        return Session.from_item(self._plain(response["Attributes"]))
+        item = self._update_if(
+            self._sessions,
+            {"sessionId": session_id},
+            "SET #status = :ended, endedReason = :reason, endedAt = :now",
+            condition,
+            names={"#status": "status"},
+            values=values,
+            returns="ALL_NEW",
+        )
+        return Session.from_item(item) if item is not None else None
 
     # -- joining -----------------------------------------------------------------
 
@@ -349,75 +375,58 @@ class Store:
         replaced connection was noticed gone (None if it was not). Raises
         SessionNotFound, Forbidden or ConnectionExists; on failure nothing remains.
         """
-        from botocore.exceptions import ClientError
-
         self.put_connection(speaker)
         try:
-            response = self._call(
-                "update_item",
-                TableName=self._sessions,
-                Key=self._item({"sessionId": speaker.session_id}),
-                UpdateExpression=(
-                    "SET speakerConnectionId = :c, expiresAt = :e "
-                    "REMOVE speakerDisconnectedAt"
-                ),
-                ConditionExpression="#status = :active AND speakerUserId = :u",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=self._values(
-                    {
-                        ":c": speaker.connection_id,
-                        ":e": expires_at,
-                        ":active": ACTIVE,
-                        ":u": user_id,
-                    }
-                ),
-                ReturnValues="ALL_OLD",
+            old = self._update_if(
+                self._sessions,
+                {"sessionId": speaker.session_id},
+                "SET speakerConnectionId = :c, expiresAt = :e REMOVE speakerDisconnectedAt",
+                "#status = :active AND speakerUserId = :u",
+                names={"#status": "status"},
+                values={
+                    ":c": speaker.connection_id,
+                    ":e": expires_at,
+                    ":active": ACTIVE,
+                    ":u": user_id,
+                },
+                returns="ALL_OLD",
             )
-        except (ClientError, errors.ServiceUnavailable) as exc:
+        except errors.ServiceUnavailable:
             self.delete_connection(speaker.connection_id)
-            if isinstance(exc, errors.ServiceUnavailable) or not self._is_condition_failure(exc):
-                raise
+            raise
+        if old is None:
+            self.delete_connection(speaker.connection_id)
             session = self.get_session(speaker.session_id)
             if session is None or not session.is_active:
-                raise errors.SessionNotFound() from None
-            raise errors.Forbidden(
-                "only the speaker who created the session may refresh it"
-            ) from None
-        old = Session.from_item(self._plain(response["Attributes"]))
+                raise errors.SessionNotFound()
+            raise errors.Forbidden("only the speaker who created the session may refresh it")
+        previous = Session.from_item(old)
         updated = attrs.evolve(
-            old,
+            previous,
             speaker_connection_id=speaker.connection_id,
             expires_at=expires_at,
             speaker_disconnected_at=None,
         )
-        return updated, old.speaker_connection_id, old.speaker_disconnected_at
+        return updated, previous.speaker_connection_id, previous.speaker_disconnected_at
 
     def restore_speaker(
         self, session_id: str, previous: str, current: str, disconnected_at: Optional[int]
     ) -> bool:
         """Undo :meth:`replace_speaker` if nothing replaced ``current`` since,
         including the grace period it cleared."""
-        from botocore.exceptions import ClientError
-
         update = "SET speakerConnectionId = :previous"
         values = {":previous": previous, ":current": current}
         if disconnected_at is not None:
             update += ", speakerDisconnectedAt = :gone"
             values[":gone"] = disconnected_at
-        try:
-            self._call(
-                "update_item",
-                TableName=self._sessions,
-                Key=self._item({"sessionId": session_id}),
-                UpdateExpression=update,
-                ConditionExpression="speakerConnectionId = :current",
-                ExpressionAttributeValues=self._values(values),
-            )
-            return True
-        except ClientError as exc:
-            if self._is_condition_failure(exc):
-                return False
-            raise
+        restored = self._update_if(
+            self._sessions,
+            {"sessionId": session_id},
+            update,
+            "speakerConnectionId = :current",
+            values=values,
+        )
+        return restored is not None
 
     # -- leaving -----------------------------------------------------------------
 
@@ -483,41 +492,32 @@ class Store:
     def next_sequence_numbers(self, session_id: str, languages) -> dict:
         """Atomically advance the per-language sequence counters of an active session
         by one each; returns {language: new number}. Raises SessionNotFound."""
-        from botocore.exceptions import ClientError
-
         languages = sorted(set(languages))
         if not languages:
             return {}
         names = {"#status": "status"}
-        values = {":active": ACTIVE, ":one": 1, ":zero": 0}
         clauses = []
         for i, language in enumerate(languages):
             names[f"#l{i}"] = language
             clauses.append(
                 f"sequenceNumbers.#l{i} = if_not_exists(sequenceNumbers.#l{i}, :zero) + :one"
             )
-        try:
-            response = self._call(
-                "update_item",
-                TableName=self._sessions,
-                Key=self._item({"sessionId": session_id}),
-                UpdateExpression="SET " + ", ".join(clauses),
-                ConditionExpression="#status = :active",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=self._values(values),
-                ReturnValues="UPDATED_NEW",
-            )
-        except ClientError as exc:
-            if self._is_condition_failure(exc):
-                raise errors.SessionNotFound() from None
-            raise
-        numbers = self._plain(response["Attributes"]).get("sequenceNumbers", {})
+        item = self._update_if(
+            self._sessions,
+            {"sessionId": session_id},
+            "SET " + ", ".join(clauses),
+            "#status = :active",
+            names=names,
+            values={":active": ACTIVE, ":one": 1, ":zero": 0},
+            returns="UPDATED_NEW",
+        )
+        if item is None:
+            raise errors.SessionNotFound()
+        numbers = item.get("sequenceNumbers", {})
         return {language: int(numbers[language]) for language in languages}
 
     def update_broadcast_state(self, session_id: str, changes: dict, now_ms: int) -> Session:
         """Set fields of an active session's broadcastState; returns the session."""
-        from botocore.exceptions import ClientError
-
         names = {"#status": "status"}
         values = {":active": ACTIVE, ":now": now_ms}
         clauses = ["broadcastState.lastStateChange = :now"]
@@ -525,130 +525,83 @@ class Store:
             names[f"#f{i}"] = field
             values[f":v{i}"] = value
             clauses.append(f"broadcastState.#f{i} = :v{i}")
-        try:
-            response = self._call(
-                "update_item",
-                TableName=self._sessions,
-                Key=self._item({"sessionId": session_id}),
-                UpdateExpression="SET " + ", ".join(clauses),
-                ConditionExpression="#status = :active",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=self._values(values),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if self._is_condition_failure(exc):
-                raise errors.SessionNotFound() from None
-            raise
-        return Session.from_item(self._plain(response["Attributes"]))
+        item = self._update_if(
+            self._sessions,
+            {"sessionId": session_id},
+            "SET " + ", ".join(clauses),
+            "#status = :active",
+            names=names,
+            values=values,
+            returns="ALL_NEW",
+        )
+        if item is None:
+            raise errors.SessionNotFound()
+        return Session.from_item(item)
 
     def change_language(self, connection_id: str, language: str) -> Optional[Connection]:
         """Move a listener to another language in place (the index key is updated
         with the item); returns the row as it was, or None if it is gone."""
-        from botocore.exceptions import ClientError
-
-        try:
-            response = self._call(
-                "update_item",
-                TableName=self._connections,
-                Key=self._item({"connectionId": connection_id}),
-                UpdateExpression="SET targetLanguage = :l",
-                ConditionExpression="attribute_exists(connectionId) AND #role = :listener",
-                ExpressionAttributeNames={"#role": "role"},
-                ExpressionAttributeValues=self._values({":l": language, ":listener": LISTENER}),
-                ReturnValues="ALL_OLD",
-            )
-        except ClientError as exc:
-            if self._is_condition_failure(exc):
-                return None
-            raise
-        return Connection.from_item(self._plain(response["Attributes"]))
+        item = self._update_if(
+            self._connections,
+            {"connectionId": connection_id},
+            "SET targetLanguage = :l",
+            "attribute_exists(connectionId) AND #role = :listener",
+            names={"#role": "role"},
+            values={":l": language, ":listener": LISTENER},
+            returns="ALL_OLD",
+        )
+        return Connection.from_item(item) if item is not None else None
 
     # -- liveness ----------------------------------------------------------------
 
     def claim_notice(self, connection_id: str, attribute: str, now_ms: int) -> bool:
         """Mark a one-time notice as sent; True only for the one caller that marks
         it, so a heartbeat and the sweep racing send it exactly once."""
-        from botocore.exceptions import ClientError
-
-        try:
-            self._call(
-                "update_item",
-                TableName=self._connections,
-                Key=self._item({"connectionId": connection_id}),
-                UpdateExpression="SET #notice = :now",
-                ConditionExpression="attribute_exists(connectionId) AND attribute_not_exists(#notice)",
-                ExpressionAttributeNames={"#notice": attribute},
-                ExpressionAttributeValues=self._values({":now": now_ms}),
-            )
-            return True
-        except ClientError as exc:
-            if self._is_condition_failure(exc):
-                return False
-            raise
+        claimed = self._update_if(
+            self._connections,
+            {"connectionId": connection_id},
+            "SET #notice = :now",
+            "attribute_exists(connectionId) AND attribute_not_exists(#notice)",
+            names={"#notice": attribute},
+            values={":now": now_ms},
+        )
+        return claimed is not None
 
     def release_notice(self, connection_id: str, attribute: str) -> None:
         """Undo :meth:`claim_notice` after a failed send, so a later try sends it."""
-        from botocore.exceptions import ClientError
-
-        try:
-            self._call(
-                "update_item",
-                TableName=self._connections,
-                Key=self._item({"connectionId": connection_id}),
-                UpdateExpression="REMOVE #notice",
-                ConditionExpression="attribute_exists(connectionId)",
-                ExpressionAttributeNames={"#notice": attribute},
-            )
-        except ClientError as exc:
-            if not self._is_condition_failure(exc):
-                raise
+        self._update_if(
+            self._connections,
+            {"connectionId": connection_id},
+            "REMOVE #notice",
+            "attribute_exists(connectionId)",
+            names={"#notice": attribute},
+        )
 
     def mark_speaker_disconnected(
         self, session_id: str, connection_id: str, now_ms: int
     ) -> Optional[Session]:
         """Start the reconnect grace period, once, if ``connection_id`` is still the
         session's speaker connection."""
-        from botocore.exceptions import ClientError
-
-        try:
-            response = self._call(
-                "update_item",
-                TableName=self._sessions,
-                Key=self._item({"sessionId": session_id}),
-                UpdateExpression="SET speakerDisconnectedAt = :now",
-                ConditionExpression=(
-                    "#status = :active AND speakerConnectionId = :c "
-                    "AND attribute_not_exists(speakerDisconnectedAt)"
-                ),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=self._values(
-                    {":now": now_ms, ":active": ACTIVE, ":c": connection_id}
-                ),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if self._is_condition_failure(exc):
-                return None
-            raise
-        return Session.from_item(self._plain(response["Attributes"]))
+        item = self._update_if(
+            self._sessions,
+            {"sessionId": session_id},
+            "SET speakerDisconnectedAt = :now",
+            "#status = :active AND speakerConnectionId = :c "
+            "AND attribute_not_exists(speakerDisconnectedAt)",
+            names={"#status": "status"},
+            values={":now": now_ms, ":active": ACTIVE, ":c": connection_id},
+            returns="ALL_NEW",
+        )
+        return Session.from_item(item) if item is not None else None
 
     def touch(self, connection_id: str, now_ms: int) -> Optional[Connection]:
         """Record activity; returns the updated row, or None if it does not exist."""
-        from botocore.exceptions import ClientError
-
-        try:
-            response = self._call(
-                "update_item",
-                TableName=self._connections,
-                Key=self._item({"connectionId": connection_id}),
-                UpdateExpression="SET lastSeenAt = :now",
-                ConditionExpression="attribute_exists(connectionId)",
-                ExpressionAttributeValues=self._values({":now": now_ms}),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if self._is_condition_failure(exc):
-                return None
-            raise
-        return Connection.from_item(self._plain(response["Attributes"]))
+        item = self._update_if(
+            self._connections,
+            {"connectionId": connection_id},
+            "SET lastSeenAt = :now",
+            "attribute_exists(connectionId)",
+            values={":now": now_ms},
+            returns="ALL_NEW",
+        )
+        return Connection.from_item(item) if item is not None else None
