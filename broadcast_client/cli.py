@@ -1,12 +1,15 @@
 """``python -m broadcast_client``: the reference client, for people.
 
     python -m broadcast_client speak [--token JWT] [--source-language en]
-    python -m broadcast_client listen SESSION_ID LANGUAGE
+    python -m broadcast_client listen SESSION_ID LANGUAGE [--audio-out FILE]
 
 The URL defaults to the local stack (``ws://127.0.0.1:8000/dev``; ``--url`` or
 ``BROADCAST_URL``), the speaker's token comes from ``--token`` or
-``BROADCAST_TOKEN``. What arrives is printed as ``< {json}`` lines; notes go
-to stderr. Ctrl-C stops (a speaker ends its session first).
+``BROADCAST_TOKEN``. What arrives is printed on stdout as ``< ...`` lines:
+readable text on a terminal, the JSON itself otherwise (``--output``); notes go
+to stderr. Commands are read from stdin while the client runs (``help`` lists
+them; end of input just stops reading). Ctrl-C stops (a speaker ends its
+session first).
 """
 from __future__ import annotations
 
@@ -15,13 +18,27 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 import time
-from typing import Dict, List, Optional
+from pathlib import Path
+from typing import BinaryIO, Dict, List, Optional, TextIO
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from .protocol import ClientProtocol, Close, Exit, Open, Print, Role, Send
+from .protocol import (
+    LISTENER_HELP,
+    SPEAKER_HELP,
+    ClientProtocol,
+    Close,
+    Exit,
+    Open,
+    Print,
+    ReadAudio,
+    Role,
+    Send,
+    WriteAudio,
+)
 
 DEFAULT_URL = "ws://127.0.0.1:8000/dev"
 
@@ -29,13 +46,26 @@ DEFAULT_URL = "ws://127.0.0.1:8000/dev"
 class Runner:
     """Performs a :class:`ClientProtocol`'s actions with real sockets."""
 
-    def __init__(self, protocol: ClientProtocol, out=None, err=None):
+    def __init__(self, protocol: ClientProtocol, out=None, err=None, *,
+                 commands: Optional[TextIO] = None, audio_out: Optional[BinaryIO] = None):
         self.protocol = protocol
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self.commands = commands  # where typed commands come from (stdin)
+        self.audio_out = audio_out  # where received audio is written
         self.sockets: Dict[str, ClientConnection] = {}
         self.tasks: List[asyncio.Task] = []
         self.events: asyncio.Queue = asyncio.Queue()
+
+    def read_commands(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand every line of :attr:`commands` to the loop as a command event (a
+        daemon thread: blocking reads of a terminal or a pipe cannot be cancelled).
+        The end of input only ends the reading; Ctrl-C or ``end`` stop the client."""
+        try:
+            for line in self.commands:
+                loop.call_soon_threadsafe(self.events.put_nowait, ("command", line))
+        except (OSError, ValueError, RuntimeError):
+            pass  # stdin closed, or the loop is gone: nothing more to read
 
     def print(self, text: str) -> None:
         stream = self.out if text.startswith("<") or text.startswith("session id") else self.err
@@ -48,6 +78,9 @@ class Runner:
             loop.add_signal_handler(signal.SIGTERM, lambda: self.events.put_nowait(("stop",)))
         except (NotImplementedError, RuntimeError):
             pass  # not the main thread (tests)
+        if self.commands is not None:
+            threading.Thread(target=self.read_commands, args=(loop,), daemon=True,
+                             name="commands").start()
         try:
             await self.perform(self.protocol.start())
             while self.protocol.done is None:
@@ -75,6 +108,8 @@ class Runner:
         kind = event[0]
         if kind == "stop":
             return self.protocol.stop()
+        if kind == "command":
+            return self.protocol.command(event[1], now)
         key = event[1]
         if kind == "opened":
             return self.protocol.opened(key, now)
@@ -106,6 +141,18 @@ class Runner:
                 ws = self.sockets.get(action.key)
                 if ws is not None:
                     await ws.close(action.code)
+            elif isinstance(action, ReadAudio):
+                try:
+                    data = Path(action.path).expanduser().read_bytes()
+                except OSError as exc:
+                    await self.perform(self.protocol.audio_unreadable(action.path, exc.strerror or str(exc)))
+                    continue
+                await self.perform(self.protocol.audio(data, time.time(), audio_format=action.format,
+                                                       what=action.path))
+            elif isinstance(action, WriteAudio):
+                if self.audio_out is not None:
+                    self.audio_out.write(action.data)
+                    self.audio_out.flush()
             elif isinstance(action, Exit):
                 return
 
@@ -140,40 +187,70 @@ class Runner:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m broadcast_client",
-                                     description="Reference client of docs/protocol.md.")
+    parser = argparse.ArgumentParser(
+        prog="python -m broadcast_client", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Reference client of docs/protocol.md: speak (create a session and broadcast) "
+                    "or listen (join one in a language). Type commands while it runs.",
+        epilog=f"speak {SPEAKER_HELP}\n\nlisten {LISTENER_HELP}")
     parser.add_argument("--url", default=os.environ.get("BROADCAST_URL", DEFAULT_URL),
                         help=f"WebSocket endpoint with stage (default {DEFAULT_URL})")
     parser.add_argument("--heartbeat-interval", type=float, default=30.0,
                         help="seconds between heartbeats (default 30)")
+    parser.add_argument("--output", choices=("auto", "text", "json"), default="auto",
+                        help="how received messages are printed: readable text, or each JSON "
+                             "message as is (default auto: text on a terminal, json otherwise)")
     sub = parser.add_subparsers(dest="command", required=True)
-    speak = sub.add_parser("speak", help="create a session and keep it alive")
+    speak = sub.add_parser("speak", help="create a session, then type commands (help lists them)",
+                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SPEAKER_HELP)
     speak.add_argument("--token", default=os.environ.get("BROADCAST_TOKEN"),
                        help="speaker ID token (default $BROADCAST_TOKEN)")
     speak.add_argument("--source-language", default="en")
     speak.add_argument("--quality-tier", choices=("standard", "premium"))
-    listen = sub.add_parser("listen", help="join a session in a language")
+    listen = sub.add_parser("listen", help="join a session in a language and print what arrives",
+                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=LISTENER_HELP)
     listen.add_argument("session_id")
     listen.add_argument("language")
     listen.add_argument("--max-reconnects", type=int, default=8)
+    listen.add_argument("--audio-out", metavar="FILE",
+                        help="write the audio received (decoded, in the speaker's chunk order) to FILE")
     return parser
 
 
-def build_protocol(args) -> ClientProtocol:
+def _output(args, stream) -> str:
+    if args.output != "auto":
+        return args.output
+    isatty = getattr(stream, "isatty", None)
+    return "text" if isatty is not None and isatty() else "json"
+
+
+def build_protocol(args, output: str = "json") -> ClientProtocol:
     if args.command == "speak":
         return ClientProtocol(url=args.url, role=Role.SPEAKER, token=args.token,
                               source_language=args.source_language,
                               quality_tier=args.quality_tier,
-                              heartbeat_interval=args.heartbeat_interval)
+                              heartbeat_interval=args.heartbeat_interval, output=output)
     return ClientProtocol(url=args.url, role=Role.LISTENER, session_id=args.session_id,
                           target_language=args.language,
                           heartbeat_interval=args.heartbeat_interval,
-                          max_reconnects=args.max_reconnects)
+                          max_reconnects=args.max_reconnects, output=output,
+                          audio_out=bool(getattr(args, "audio_out", None)))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    audio_out = None
+    if getattr(args, "audio_out", None):
+        try:
+            audio_out = open(args.audio_out, "wb")
+        except OSError as exc:
+            print(f"! cannot write {args.audio_out}: {exc.strerror}", file=sys.stderr)
+            return 2
     try:
-        return asyncio.run(Runner(build_protocol(args)).run())
+        runner = Runner(build_protocol(args, _output(args, sys.stdout)),
+                        commands=sys.stdin, audio_out=audio_out)
+        return asyncio.run(runner.run())
     except KeyboardInterrupt:
         return 130
+    finally:
+        if audio_out is not None:
+            audio_out.close()

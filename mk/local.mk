@@ -23,10 +23,14 @@ run: $(STAMP) ## Run the app locally: gateway on ws://127.0.0.1:8000, moto, tabl
 token: $(STAMP) ## Print a speaker token for USER=alice (the token alone on the last line)
 	@$(PY) -m local_stack token $(TOKEN_USER)
 
-speak: $(STAMP) ## Create a session (TOKEN=..., else a fresh token for USER; SOURCE=en) and print what arrives
+# `speak` reads commands while it runs: pause, resume, mute, unmute, volume 0.5,
+# status, audio FILE, tone [SECONDS], end, help (`$(PY) -m broadcast_client --help`).
+speak: $(STAMP) ## Create a session (TOKEN=..., else a fresh token for USER; SOURCE=en); type help for its commands
 	@token="$(TOKEN)"; test -n "$$token" || token=$$($(PY) -m local_stack token $(TOKEN_USER) 2>/dev/null | tail -n 1); \
 	BROADCAST_TOKEN="$$token" exec $(PY) -m broadcast_client --url $(WS_URL) speak $(if $(SOURCE),--source-language $(SOURCE))
 
-listen: $(STAMP) ## Join SESSION=<id> in LANG=<language> and print what arrives
+# `listen` prints controls, status and audio chunks; it reads status, language CODE,
+# leave; `$(PY) -m broadcast_client listen ID LANG --audio-out FILE` saves the audio.
+listen: $(STAMP) ## Join SESSION=<id> in LANG=<language> and print what arrives (controls, status, audio)
 	@test -n "$(SESSION)" -a -n "$(LISTEN_LANG)" || { echo "usage: make listen SESSION=<session id> LANG=<language code, e.g. es>" >&2; exit 2; }
 	@exec $(PY) -m broadcast_client --url $(WS_URL) listen $(SESSION) $(LISTEN_LANG)
