@@ -8,9 +8,37 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from typing import List, Mapping, Optional
 
 log = logging.getLogger("local_stack.aws")
+
+_DYNAMODB_LOCK = threading.RLock()
+
+
+def serialise_moto_dynamodb() -> None:
+    """Make moto's DynamoDB handle one request at a time.
+
+    moto's TransactWriteItems deep-copies the tables it touches and, when the
+    transaction is cancelled, puts those copies back, undoing every write other
+    requests made in between (seen: duplicated sequence numbers, lost counter
+    increments). Real DynamoDB isolates transactions; one lock around each moto
+    DynamoDB request restores that. Requests from different clients still
+    interleave between each other, so races in the app's own read/write
+    sequences stay visible.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler, "_serialised_by_local_stack", False):
+        return
+    original = DynamoHandler.call_action
+
+    def call_action(self):
+        with _DYNAMODB_LOCK:
+            return original(self)
+
+    DynamoHandler.call_action = call_action
+    DynamoHandler._serialised_by_local_stack = True
 
 
 class EmbeddedMoto:
@@ -19,6 +47,7 @@ class EmbeddedMoto:
     def __init__(self, host: str = "127.0.0.1", port: int = 4566):
         from moto.server import ThreadedMotoServer
 
+        serialise_moto_dynamodb()
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         self.url: Optional[str] = None
 

@@ -40,6 +40,9 @@ def moto_server():
     the in-process mock (serialised by the GIL) does not show."""
     from moto.server import ThreadedMotoServer
 
+    from local_stack.aws import serialise_moto_dynamodb
+
+    serialise_moto_dynamodb()  # moto's cancelled transactions undo concurrent writes
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
