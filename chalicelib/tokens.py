@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.request
 from typing import Callable, Dict, Optional
 
 import attrs
@@ -31,6 +30,8 @@ class InvalidToken(Exception):
 
 
 def fetch_json(url: str) -> dict:
+    import urllib.request  # lazy: only the authorizer ever fetches keys
+
     with urllib.request.urlopen(url, timeout=_JWKS_TIMEOUT_SECONDS) as response:
         return json.loads(response.read().decode("utf-8"))
 
