@@ -405,11 +405,10 @@ def evaluate_authorizer(result: Any, method_arn: str) -> "Allowed | Refusal":
       otherwise 500 (``AuthorizerConfigurationException``).
     - An explicit ``Deny`` matching ``methodArn`` wins; otherwise an ``Allow``
       matching it allows; no match is an implicit deny: 403.
-    - ``Unauthorized`` (raised, or returned as the bare string) is handled by
-      the caller, which sees the exception: 401.
+    - Only a *raised* ``Unauthorized`` means 401, and the caller sees that
+      exception. A *returned* ``"Unauthorized"`` string is output like any
+      other: not a policy response, so 500.
     """
-    if result == "Unauthorized":
-        return UNAUTHORIZED
     try:
         if not isinstance(result, dict):
             raise AuthorizerConfigurationError("authorizer output must be an object")
@@ -626,8 +625,17 @@ class Connection:
         self.state = State.CLOSING
 
     def abort(self) -> None:
-        """The peer never completed the close handshake: drop the socket."""
+        """Drop the socket: the peer never completed the close handshake, or the
+        gateway is shutting down.
+
+        A connection still in ``$connect`` was never accepted, so it is refused
+        instead: ``$disconnect`` fires only for connections whose ``$connect``
+        succeeded, and one that never completed ``$connect`` must not get one.
+        """
         if self.state is State.CLOSED:
+            return
+        if self.state is State.CONNECTING:
+            self.refuse()
             return
         if self._ws is not None and self._ws.state is not WsState.CLOSED:
             self._ws.fail(CloseCode.ABNORMAL_CLOSURE)

@@ -286,6 +286,10 @@ class Gateway:
         except Exception:
             log.exception("$connect of %s failed", conn.connection_id)
             decision = apigw.INTERNAL_ERROR
+        if not isinstance(decision, apigw.Refusal) and conn.state is apigw.State.CLOSED:
+            # Aborted while $connect ran (the gateway is stopping): never
+            # accepted, so no $disconnect; the client sees a failed handshake.
+            decision = apigw.Refusal.message(503, "Service Unavailable")
         if isinstance(decision, apigw.Refusal):
             conn.refuse()
             self.connections.pop(conn.connection_id, None)

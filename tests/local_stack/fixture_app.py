@@ -5,8 +5,8 @@ gateway only through boto3 (``apigatewaymanagementapi`` via
 ``MANAGEMENT_API_URL``, ``lambda`` via ``AWS_ENDPOINT_URL_LAMBDA``), as the
 real app does, and records what it receives for the tests to inspect.
 
-Query parameters steer it: ``auth=deny|unauthorized|error|nested|garbage``,
-``status=NNN`` (the ``$connect`` answer), ``welcome=1`` (ask
+Query parameters steer it: ``auth=deny|unauthorized|returned-unauthorized|error|nested|garbage``,
+``status=NNN`` (the ``$connect`` answer), ``slow=SECONDS`` (a slow ``$connect``), ``welcome=1`` (ask
 ``deliver_welcome`` to greet once ``$connect`` returned).
 """
 import json
@@ -62,6 +62,8 @@ def authorizer(event, context):
     mode = (event.get("queryStringParameters") or {}).get("auth", "allow")
     if mode == "unauthorized":
         raise Exception("Unauthorized")
+    if mode == "returned-unauthorized":
+        return "Unauthorized"  # not a raise: an invalid policy response, 500
     if mode == "error":
         raise RuntimeError("boom")
     if mode == "garbage":
@@ -94,6 +96,8 @@ def connect(event):
     except WebsocketDisconnectedError:
         early = "gone"
     record("early-post", {"result": early})
+    if "slow" in query:
+        time.sleep(float(query["slow"]))  # a $connect still running when the stack stops
     if "status" in query:
         return Response(status_code=int(query["status"]),
                         body={"code": "REFUSED", "message": "as asked"})

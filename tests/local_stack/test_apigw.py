@@ -187,11 +187,14 @@ class TestAuthorizer:
         """Output that is not a valid policy response is a 500."""
         assert apigw.evaluate_authorizer(result, self.ARN) == apigw.INTERNAL_ERROR
 
-    def test_unauthorized_is_401(self):
-        """'Unauthorized' (as a raised message or returned string) is a 401."""
-        assert apigw.evaluate_authorizer("Unauthorized", self.ARN).status == 401
+    def test_raised_unauthorized_is_401(self):
+        """Only a raised 'Unauthorized' (the function's error message) is a 401."""
         assert apigw.is_unauthorized_error(Exception("Unauthorized"))
         assert not apigw.is_unauthorized_error(Exception("unauthorized!"))
+
+    def test_returned_unauthorized_string_is_500(self):
+        """A returned 'Unauthorized' string is not a policy response: 500, as in AWS."""
+        assert apigw.evaluate_authorizer("Unauthorized", self.ARN) == apigw.INTERNAL_ERROR
 
 
 class TestConnectResponse:
@@ -369,6 +372,18 @@ class TestConnection:
         conn.receive_eof(1001.0)
         assert conn.state is apigw.State.CLOSED
         assert conn.take_disconnect() is None
+
+    def test_abort_during_connect_never_disconnects(self):
+        """A connection aborted (gateway shutdown) while still in $connect never
+        gets $disconnect, and cannot be accepted afterwards."""
+        conn = make_connection()
+        conn.abort()
+        assert conn.state is apigw.State.CLOSED
+        assert conn.take_disconnect() is None
+        conn.receive_eof(1001.0)
+        assert conn.take_disconnect() is None
+        with pytest.raises(RuntimeError):
+            conn.accept()
 
     def test_refused_connection_never_disconnects(self):
         """A refused $connect fires no $disconnect."""

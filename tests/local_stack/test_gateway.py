@@ -5,6 +5,7 @@ events it receives so the tests can check their shape.
 """
 import json
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -72,10 +73,12 @@ class TestConnect:
         assert context["stage"] == "dev" and context["apiId"] == "local00api"
 
     @pytest.mark.parametrize("mode,status", [
-        ("deny", 403), ("unauthorized", 401), ("error", 500), ("garbage", 500), ("nested", 500),
+        ("deny", 403), ("unauthorized", 401), ("returned-unauthorized", 500), ("error", 500),
+        ("garbage", 500), ("nested", 500),
     ])
     def test_authorizer_refusals(self, stack, mode, status):
-        """Deny 403, Unauthorized 401, a failure or malformed output 500; no $connect."""
+        """Deny 403, a raised Unauthorized 401, a returned "Unauthorized" string, a failure
+        or malformed output 500; no $connect."""
         assert refusal(f"{stack.ws}?auth={mode}")[0] == status
         assert stack.events("$connect") == []
 
@@ -282,6 +285,28 @@ class TestDisconnect:
                 ws.recv(timeout=10)
         assert info.value.rcvd.code == 1001
         assert [r for r, _ in module.EVENTS].count("$disconnect") == 1
+
+    def test_shutdown_during_connect_fires_no_disconnect(self, make_stack):
+        """Stopping the stack while a $connect still runs refuses that handshake and
+        fires no $disconnect: the connection was never accepted."""
+        stack = make_stack()
+        module = stack.module
+        outcome = {}
+
+        def client():
+            try:
+                with connect(stack.ws + "?slow=3", open_timeout=30):
+                    outcome["opened"] = True
+            except Exception as exc:  # the refused or dropped handshake
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=client, daemon=True)
+        thread.start()
+        assert stack.wait_for(lambda: stack.events("$connect"))  # $connect is running
+        stack.stop()
+        thread.join(30)
+        assert "opened" not in outcome and "error" in outcome
+        assert [r for r, _ in module.EVENTS].count("$disconnect") == 0
 
 
 class TestLambdaInvokeApi:
