@@ -29,7 +29,7 @@ from . import apigw
 from .issuer import LocalIssuer
 from .lambda_runtime import FunctionError, FunctionNotFound, LambdaApp
 from .schedule import Schedule, scheduled_event
-from .settings import MAX_MESSAGE_BYTES, Settings
+from .settings import MAX_INVOKE_PAYLOAD_BYTES, MAX_MESSAGE_BYTES, Settings
 
 log = logging.getLogger("local_stack.gateway")
 
@@ -43,6 +43,14 @@ def _error(status: int, error_type: str, message: str, **extra) -> web.Response:
         status=status,
         headers={"x-amzn-ErrorType": error_type, "x-amzn-RequestId": apigw.new_request_id()},
     )
+
+
+async def _read_body(request: web.Request) -> Optional[bytes]:
+    """The request body, or None when it is over the server's 6 MB limit."""
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return None
 
 
 def _gone(connection_id: str) -> web.Response:
@@ -183,7 +191,10 @@ class Gateway:
     # -- server lifecycle ---------------------------------------------------
 
     def web_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_MESSAGE_BYTES * 2)
+        # Bodies up to Lambda's 6 MB reach the handlers, which answer anything
+        # larger than their own API allows with that API's error (@connections:
+        # 128 KB, PayloadTooLargeException), never with aiohttp's bare 413.
+        app = web.Application(client_max_size=MAX_INVOKE_PAYLOAD_BYTES)
         app.router.add_get("/.well-known/jwks.json", self.handle_jwks)
         app.router.add_post("/2015-03-31/functions/{function}/invocations", self.handle_invoke)
         for prefix in ("", "/{stage}"):
@@ -420,8 +431,9 @@ class Gateway:
 
     async def handle_post(self, request: web.Request) -> web.Response:
         connection_id = request.match_info["connection_id"]
-        data = await request.read()
-        if len(data) > MAX_MESSAGE_BYTES:
+        data = await _read_body(request)
+        if data is None or len(data) > MAX_MESSAGE_BYTES:
+            # botocore maps x-amzn-ErrorType to PayloadTooLargeException.
             return _error(413, "PayloadTooLargeException", "Message too long")
         live = self._live(request)
         if live is None:
@@ -468,7 +480,11 @@ class Gateway:
         if qualifier not in (None, "$LATEST"):
             return _error(404, "ResourceNotFoundException",
                           f"Function not found: {name}:{qualifier}", Type="User")
-        body = await request.read()
+        body = await _read_body(request)
+        if body is None:
+            return _error(413, "RequestTooLargeException",
+                          f"Request must be smaller than {MAX_INVOKE_PAYLOAD_BYTES} bytes for "
+                          "the InvokeFunction operation", Type="User")
         try:
             event = json.loads(body) if body else {}
         except ValueError:

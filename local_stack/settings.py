@@ -13,6 +13,9 @@ IDLE_TIMEOUT_SECONDS = 600.0
 MAX_CONNECTION_SECONDS = 7200.0
 MAX_FRAME_BYTES = 32 * 1024
 MAX_MESSAGE_BYTES = 128 * 1024
+#: Lambda's payload quota for synchronous invocations (Lambda developer guide,
+#: "Lambda quotas": 6 MB request and response).
+MAX_INVOKE_PAYLOAD_BYTES = 6 * 1024 * 1024
 
 
 def _positive_float(instance, attribute, value):

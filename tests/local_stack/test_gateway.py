@@ -224,6 +224,17 @@ class TestManagementApi:
                                       b"x" * (128 * 1024 + 1))
         assert status == 413 and headers["x-amzn-ErrorType"] == "PayloadTooLargeException"
 
+    def test_post_over_256kb_is_still_api_gateways_413(self, stack):
+        """Far over 128 KB (past any web server default) the answer is still API Gateway's:
+        boto3 raises PayloadTooLargeException, and the client receives nothing."""
+        with connect(stack.ws) as ws:
+            connection_id = connection_id_of(stack)
+            client = management(stack)
+            with pytest.raises(client.exceptions.PayloadTooLargeException):
+                client.post_to_connection(ConnectionId=connection_id, Data=b"x" * (300 * 1024))
+            client.post_to_connection(ConnectionId=connection_id, Data=b"small")
+            assert ws.recv(timeout=10) == "small"
+
 
 class TestDisconnect:
     def test_disconnect_fires_once_with_the_client_code(self, stack):
@@ -331,6 +342,22 @@ class TestLambdaInvokeApi:
         response = client.invoke(FunctionName="failing_function")
         assert response["FunctionError"] == "Unhandled"
         assert json.loads(response["Payload"].read())["errorType"] == "ValueError"
+
+    def test_request_response_takes_lambdas_6mb(self, stack):
+        """A synchronous invoke with a 1 MB payload (over 256 KB) is answered by the function."""
+        client = boto3.session.Session().client("lambda", endpoint_url=stack.http, region_name="us-east-1")
+        payload = json.dumps({"blob": "y" * (1024 * 1024)}).encode()
+        response = client.invoke(FunctionName="echo_function", Payload=payload)
+        assert response["StatusCode"] == 200 and "FunctionError" not in response
+        assert len(json.loads(response["Payload"].read())["event"]["blob"]) == 1024 * 1024
+
+    def test_invoke_over_6mb_is_request_too_large(self, stack):
+        """Over Lambda's 6 MB, boto3 raises Lambda's RequestTooLargeException."""
+        client = boto3.session.Session().client("lambda", endpoint_url=stack.http, region_name="us-east-1",
+                                                config=Config(retries={"max_attempts": 1}))
+        payload = json.dumps({"blob": "z" * (6 * 1024 * 1024)}).encode()
+        with pytest.raises(client.exceptions.RequestTooLargeException):
+            client.invoke(FunctionName="echo_function", Payload=payload)
 
     def test_unknown_function_is_404(self, stack):
         """An unknown function is ResourceNotFoundException."""
