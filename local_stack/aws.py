@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import socket
 import threading
+import time
 from typing import List, Mapping, Optional
 
 log = logging.getLogger("local_stack.aws")
@@ -41,24 +43,93 @@ def serialise_moto_dynamodb() -> None:
     DynamoHandler._serialised_by_local_stack = True
 
 
+#: The embedded moto listens here only: it holds the app's state and accepts
+#: any credentials, so it is never exposed, whatever HOST the gateway uses.
+MOTO_HOST = "127.0.0.1"
+#: How long :meth:`EmbeddedMoto.start` waits for moto's thread to serve.
+MOTO_START_TIMEOUT = 30.0
+
+
+class MotoPortInUse(OSError):
+    """The embedded moto's port cannot be bound."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Bind ``host:port`` and let it go again; raise :class:`MotoPortInUse` if taken.
+
+    Port 0 (any free port) always passes. Binds as the server will
+    (``SO_REUSEADDR``), so a port in TIME_WAIT counts as free.
+    """
+    if port == 0:
+        return
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except OSError as exc:
+        raise MotoPortInUse(
+            exc.errno,
+            f"cannot start the embedded moto on {host}:{port} ({exc.strerror or exc}): "
+            f"set MOTO_PORT to a free port (0 picks one), or AWS_ENDPOINT_URL to an AWS "
+            f"endpoint that is already running (LocalStack, say) instead",
+        ) from None
+    finally:
+        probe.close()
+
+
 class EmbeddedMoto:
     """moto's server in a thread of this process, bound to 127.0.0.1 only."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 4566):
+    def __init__(self, port: int = 4566, *, start_timeout: float = MOTO_START_TIMEOUT):
         from moto.server import ThreadedMotoServer
 
         serialise_moto_dynamodb()
-        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        self.port = port
+        self.start_timeout = start_timeout
+        self._server = ThreadedMotoServer(ip_address=MOTO_HOST, port=port, verbose=False)
         self.url: Optional[str] = None
 
     def start(self) -> str:
-        self._server.start()
-        host, port = self._server.get_host_and_port()
+        """Serve, or raise :class:`OSError` (never wait without limit).
+
+        ``ThreadedMotoServer.start()`` waits forever when the bind fails in its
+        thread; so the port is checked first, and the server's thread is
+        started here and watched: dead, or not serving after
+        :attr:`start_timeout` seconds, is an error.
+        """
+        check_port_free(MOTO_HOST, self.port)
+        server = self._server
+        thread = threading.Thread(target=self._serve, daemon=True, name="moto")
+        server._thread = thread
+        thread.start()
+        deadline = time.monotonic() + self.start_timeout
+        while not server._server_ready_event.wait(0.05):
+            if not thread.is_alive():
+                raise MotoPortInUse(
+                    self._failure.errno if isinstance(self._failure, OSError) else None,
+                    f"the embedded moto could not start on {MOTO_HOST}:{self.port} "
+                    f"({self._failure}): set MOTO_PORT to a free port (0 picks one), or "
+                    f"AWS_ENDPOINT_URL to an AWS endpoint that is already running instead")
+            if time.monotonic() > deadline:
+                raise OSError(f"the embedded moto did not start within {self.start_timeout:g} s")
+        host, port = server.get_host_and_port()
         self.url = f"http://{host}:{port}"
         return self.url
 
+    _failure: Optional[BaseException] = None
+
+    def _serve(self) -> None:
+        try:
+            self._server._server_entry()
+        except BaseException as exc:  # reported by start()
+            self._failure = exc
+
     def stop(self) -> None:
-        self._server.stop()
+        server = self._server
+        if server._server is not None:
+            server._server.shutdown()
+        if server._thread is not None:
+            server._thread.join(10)
 
 
 def create_tables(environ: Mapping[str, str], schema_module: str = "chalicelib.schema",

@@ -3,13 +3,14 @@
 ``run`` starts, in this one process: the AWS endpoint (embedded moto unless
 ``AWS_ENDPOINT_URL`` is set), the tables, the app with its environment for
 local use, and the gateway; prints one line saying where everything is; and
-stops everything on Ctrl-C (SIGINT) or SIGTERM. Nothing runs in a child
-process, so nothing can be left behind.
+stops everything on Ctrl-C (SIGINT) or SIGTERM (a second one exits at once,
+status 130). Nothing runs in a child process, so nothing can be left behind.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -23,6 +24,9 @@ from .issuer import LocalIssuer
 from .settings import Settings
 
 log = logging.getLogger("local_stack")
+
+#: Exit status after a second Ctrl-C (128 + SIGINT, as a shell reports it).
+EXIT_INTERRUPTED = 130
 
 
 def app_environment(settings: Settings, *, gateway_url: str, aws_url: str,
@@ -43,6 +47,20 @@ def app_environment(settings: Settings, *, gateway_url: str, aws_url: str,
         "TOKEN_AUDIENCE": issuer.audience,
         "AUDIO_SINK": "relay",
     }
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) is only reachable from this machine."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback
+                               for info in infos)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -74,6 +92,11 @@ class Stack:
         from .lambda_runtime import LambdaApp
 
         s = self.settings
+        if not is_loopback(s.host):
+            log.warning(
+                "HOST=%s is not a loopback address: the gateway is reachable from the network, "
+                "including its Lambda Invoke API, which runs any of the app's functions for "
+                "anyone who asks; use HOST=127.0.0.1 unless you mean it", s.host)
         sock = bind(s.host, s.port)
         try:
             port = sock.getsockname()[1]
@@ -81,7 +104,8 @@ class Stack:
             if s.aws_endpoint_url:
                 self.aws_url = s.aws_endpoint_url
             else:
-                self.moto = aws.EmbeddedMoto(s.host, s.moto_port)
+                # Always 127.0.0.1, whatever HOST is: the app reaches it locally.
+                self.moto = aws.EmbeddedMoto(s.moto_port)
                 self.aws_url = self.moto.start()
             self.issuer.jwks()  # creates the key on first use
             for key, value in app_environment(s, gateway_url=self.gateway_url,
@@ -129,14 +153,24 @@ async def _run(settings: Settings) -> int:
     stack = Stack(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        # The first Ctrl-C stops cleanly (closing sockets, firing $disconnect,
+        # waiting for handlers); a second one must not be swallowed by that.
+        if stop.is_set():
+            log.warning("%s again: exiting at once, without a clean stop",
+                        signal.Signals(signum).name)
+            os._exit(EXIT_INTERRUPTED)
+        log.info("stopping (Ctrl-C again to exit at once)")
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     await stack.start()
     print(stack.banner(), flush=True)
     try:
         await stop.wait()
     finally:
-        log.info("stopping")
         await stack.stop()
     return 0
 

@@ -118,6 +118,32 @@ class TestStack:
             with socket.socket() as probe:
                 assert probe.connect_ex(("127.0.0.1", p)) != 0
 
+    def test_second_ctrl_c_exits_at_once(self, make_stack_process):
+        """While the first Ctrl-C waits for a handler that takes a minute, a second
+        Ctrl-C exits at once with status 130, saying so."""
+        fixture = ROOT / "tests" / "local_stack"
+        process = make_stack_process(LOCAL_APP=str(fixture / "fixture_app.py"),
+                                     LOCAL_APP_DIR=str(fixture))
+        with process.connect() as ws:
+            ws.send("sleep 120")
+            wait_for_log(process, "connected")
+            time.sleep(0.5)  # the handler is asleep in the thread pool
+            process.process.send_signal(signal.SIGINT)
+            wait_for_log(process, "Ctrl-C again")
+            process.process.send_signal(signal.SIGINT)
+            try:
+                assert process.process.wait(20) == 130
+            except subprocess.TimeoutExpired:
+                pytest.fail("a second Ctrl-C did not stop the stack")
+        assert "exiting at once" in process.log_path.read_text()
+
+
+def wait_for_log(process, text, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while text not in process.log_path.read_text():
+        assert time.monotonic() < deadline, f"{text!r} not logged: {process.log_path.read_text()[-2000:]}"
+        time.sleep(0.05)
+
 
 class TestClients:
     def test_speak_and_listen(self, stack):

@@ -145,6 +145,10 @@ def message(event):
     body = event.body
     if body == "raise":
         raise RuntimeError("handler failed")
+    if body.startswith("sleep "):
+        record("sleeping", {"seconds": body.split()[1]})
+        time.sleep(float(body.split()[1]))  # a handler still running at shutdown
+        return
     if body == "close-me":
         api.close(event.connection_id)
         return

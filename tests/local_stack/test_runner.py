@@ -1,0 +1,113 @@
+"""``python -m local_stack run``'s start-up: the embedded moto's port and address."""
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from local_stack import aws, runner
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def taken_port():
+    """A port of 127.0.0.1 some other program listens on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(1)
+        yield other.getsockname()[1]
+
+
+def finishes(fn, timeout=30.0):
+    """Run ``fn`` in a thread; (True, result or exception) if it ended within ``timeout``."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:
+            outcome["value"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return not thread.is_alive(), outcome.get("value")
+
+
+class TestEmbeddedMoto:
+    def test_taken_port_fails_fast_naming_moto_port_and_aws_endpoint_url(self, taken_port):
+        """A moto port in use is an error saying what to change, not a hang."""
+        moto = aws.EmbeddedMoto(port=taken_port)
+        ended, result = finishes(moto.start)
+        assert ended, "EmbeddedMoto.start() hung on a taken port"
+        assert isinstance(result, OSError)
+        assert f"127.0.0.1:{taken_port}" in str(result)
+        assert "MOTO_PORT" in str(result) and "AWS_ENDPOINT_URL" in str(result)
+
+    def test_a_server_thread_that_dies_is_an_error_not_a_hang(self, monkeypatch):
+        """If moto's server thread fails after the port check, start() reports it."""
+        from moto.server import ThreadedMotoServer
+
+        def fail(self):
+            raise OSError(98, "Address already in use")
+
+        monkeypatch.setattr(ThreadedMotoServer, "_server_entry", fail)
+        moto = aws.EmbeddedMoto(port=0)
+        ended, result = finishes(moto.start)
+        assert ended, "EmbeddedMoto.start() hung when its thread died"
+        assert isinstance(result, OSError) and "MOTO_PORT" in str(result)
+        moto.stop()
+
+    def test_listens_on_127_0_0_1(self):
+        moto = aws.EmbeddedMoto(port=0)
+        try:
+            assert moto.start().startswith("http://127.0.0.1:")
+        finally:
+            moto.stop()
+
+
+def test_run_exits_with_a_message_when_the_moto_port_is_taken(taken_port, tmp_path):
+    """`make run` with MOTO_PORT taken prints why and exits 1 instead of hanging."""
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "HOST")}
+    env.update(PORT="0", MOTO_PORT=str(taken_port), LOCAL_STATE_DIR=str(tmp_path / "state"))
+    try:
+        result = subprocess.run([sys.executable, "-m", "local_stack", "run"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("python -m local_stack run hung with MOTO_PORT taken")
+    assert result.returncode == 1
+    assert "MOTO_PORT" in result.stderr and "AWS_ENDPOINT_URL" in result.stderr
+    assert "local stack ready" not in result.stdout
+
+
+class TestHost:
+    @pytest.mark.parametrize("host,loopback", [
+        ("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("localhost", True),
+        ("0.0.0.0", False), ("::", False), ("192.0.2.10", False),
+    ])
+    def test_is_loopback(self, host, loopback):
+        assert runner.is_loopback(host) is loopback
+
+    def test_moto_stays_on_127_0_0_1_and_a_network_host_is_warned_about(
+            self, make_stack, monkeypatch, caplog):
+        """HOST=0.0.0.0: a warning names the exposure; the embedded moto still listens
+        on 127.0.0.1 only. (The gateway's socket is bound to 127.0.0.1 here too, so the
+        test exposes nothing.)"""
+        real_bind = runner.bind
+        monkeypatch.setattr(runner, "bind", lambda host, port: real_bind("127.0.0.1", port))
+        caplog.set_level(logging.WARNING, logger="local_stack")
+        stack = make_stack(host="0.0.0.0", aws_endpoint_url=None, moto_port=0)
+        assert stack.stack.aws_url.startswith("http://127.0.0.1:")
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert any("HOST=0.0.0.0" in w and "Lambda Invoke API" in w for w in warnings), warnings
+
+    def test_no_warning_on_loopback(self, caplog, make_stack):
+        caplog.set_level(logging.WARNING, logger="local_stack")
+        make_stack(host="127.0.0.1")
+        assert not [r for r in caplog.records
+                    if r.levelno >= logging.WARNING and "HOST=" in r.getMessage()]
