@@ -117,6 +117,20 @@ def backoff(attempt: int, *, base: float = 0.5, cap: float = 30.0,
 # -- sequence numbers --------------------------------------------------------------
 
 
+#: How far past the oldest missing number a filter keeps waiting for it.
+SEQUENCE_WINDOW = 1000
+
+
+@attrs.frozen
+class Gap:
+    """Numbers a :class:`SequenceFilter` stopped waiting for: ``count`` of them
+    between ``first`` and ``last`` (both missing)."""
+
+    count: int
+    first: int
+    last: int
+
+
 @attrs.define
 class SequenceFilter:
     """The ``sequenceNumber`` values of one target language seen so far.
@@ -125,11 +139,15 @@ class SequenceFilter:
     target language; drop a message whose number you have seen (a refresh overlap
     delivers everything twice); a jump means messages were lost. Publishes run
     concurrently, so messages may also arrive out of order: every number above
-    ``floor`` is remembered, not only the highest.
+    ``floor`` is remembered, not only the highest. A number more than ``window``
+    below the highest seen is given up on (:meth:`expire`), so one lost message
+    does not make the filter remember every later number.
     """
 
     floor: Optional[int] = None  # every number up to here counts as seen
+    window: int = SEQUENCE_WINDOW
     _above: set = attrs.field(factory=set)
+    _top: Optional[int] = None  # the highest number in _above (when not empty)
 
     def reset(self, baseline: int) -> None:
         """Start at ``baseline``, the last number published before we arrived
@@ -154,8 +172,34 @@ class SequenceFilter:
         if (self.floor is not None and number <= self.floor) or number in self._above:
             return False
         self._above.add(number)
+        if self._top is None or number > self._top or len(self._above) == 1:
+            self._top = number
         self._compact()
         return True
+
+    def expire(self) -> Optional[Gap]:
+        """Stop waiting for numbers more than :attr:`window` below the highest
+        seen: they count as seen from now on. Returns what was given up, if anything."""
+        if not self._above:
+            return None
+        top = self._top
+        if self.floor is None:
+            low = min(self._above)
+            if top - low <= self.window:
+                return None
+            self.floor = low - 1
+        if top - self.floor <= self.window:
+            return None
+        new_floor = top - self.window
+        first = self.floor + 1  # missing: _compact() leaves no seen number at floor + 1
+        last = new_floor
+        while last in self._above:
+            last -= 1
+        kept = {n for n in self._above if n > new_floor}
+        count = (new_floor - self.floor) - (len(self._above) - len(kept))
+        self._above, self.floor = kept, new_floor
+        self._compact()
+        return Gap(count, first, last)
 
     def missing(self) -> List[int]:
         """Numbers below the highest seen that have not arrived (yet)."""
@@ -163,6 +207,11 @@ class SequenceFilter:
             return []
         low = self.floor + 1 if self.floor is not None else min(self._above)
         return [n for n in range(low, max(self._above)) if n not in self._above]
+
+    @property
+    def remembered(self) -> int:
+        """How many numbers above :attr:`floor` are held (the filter's memory)."""
+        return len(self._above)
 
     @property
     def highest(self) -> Optional[int]:
@@ -520,8 +569,14 @@ class ClientProtocol:
         if sequence is not None and kind not in _WELCOMES and kind != "languageChanged":
             # During a refresh both sockets carry the broadcast: drop duplicates.
             language = message.get("targetLanguage") or self.target_language
-            if not self.sequence(language).accept(sequence):
+            sequences = self.sequence(language)
+            if not sequences.accept(sequence):
                 return []
+            gap = sequences.expire()
+            if gap is not None:
+                actions.append(Print(
+                    f"! {gap.count} message(s) missed (#{gap.first}..#{gap.last}): not arrived "
+                    f"{sequences.window} messages later; no longer waiting for them"))
         actions.append(Print(f"< {text}" if self.output == "json" else f"< {describe(message)}"))
         if isinstance(message.get("broadcastState"), dict):
             self.broadcast_state = message["broadcastState"]

@@ -258,6 +258,42 @@ class TestSequenceFilter:
         assert seen.advance(5) == [2, 4, 5]
         assert seen.floor == 5 and not seen.accept(4)
 
+    def test_memory_stays_bounded_after_a_lost_number(self):
+        """One number lost for good: over 200,000 later messages the filter holds at most
+        a window's worth of numbers, gives the lost one up once, and still drops duplicates."""
+        seen = SequenceFilter()
+        seen.reset(0)
+        gaps = []
+        for n in range(1, 200_001):
+            if n == 5:
+                continue  # never arrives
+            assert seen.accept(n)
+            gap = seen.expire()
+            if gap is not None:
+                gaps.append(gap)
+            assert seen.remembered <= seen.window
+        assert [(g.count, g.first, g.last) for g in gaps] == [(1, 5, 5)]
+        assert seen.floor == 200_000 and seen.remembered == 0
+        assert not seen.accept(5) and not seen.accept(199_999)
+
+    def test_numbers_within_the_window_are_still_awaited(self):
+        """A late number arriving less than a window after its successors is accepted."""
+        seen = SequenceFilter(window=10)
+        seen.reset(0)
+        for n in range(2, 11):
+            seen.accept(n)
+            assert seen.expire() is None
+        assert seen.accept(1) and seen.floor == 10
+
+    def test_a_gap_without_a_baseline_is_bounded_too(self):
+        """Numbers before any baseline (no welcome yet) cannot grow without limit either."""
+        seen = SequenceFilter(window=10)
+        for n in list(range(100, 105)) + list(range(107, 200)):
+            seen.accept(n)
+            seen.expire()
+            assert seen.remembered <= 10
+        assert not seen.accept(150)
+
 
 class TestAudioReorderBuffer:
     def test_chunks_are_written_in_the_speakers_order(self):
@@ -489,6 +525,20 @@ class TestListenerBroadcast:
                                                     targetLanguage="es", sequenceNumber=6), 2.1)
         assert "! 3 message(s) missed while reconnecting (#4..#6)" in prints(actions)
         assert protocol.received(rejoin.key, msg("translation", targetLanguage="es", sequenceNumber=7), 2.2)
+
+    def test_a_message_lost_for_good_is_reported_once_and_then_forgotten(self):
+        """A listener that never receives #3 prints one line naming it once the rest is a
+        window ahead, and goes on printing every message once."""
+        protocol = listener()
+        first = joined(protocol, baseline=0)
+        printed = []
+        for n in [1, 2] + list(range(4, 1100)):
+            printed += prints(protocol.received(first.key, msg("translation", sequenceNumber=n), 1.0))
+        notes = [p for p in printed if p.startswith("!")]
+        assert len(notes) == 1 and "1 message(s) missed (#3..#3)" in notes[0]
+        assert len([p for p in printed if p.startswith("<")]) == 1098
+        assert protocol.sequence("es").remembered <= protocol.sequence("es").window
+        assert protocol.received(first.key, msg("translation", sequenceNumber=3), 2.0) == []
 
     def test_language_change_restarts_duplicate_detection(self):
         """After languageChanged the new language's numbers (lower ones too) are accepted."""
