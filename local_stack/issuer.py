@@ -24,8 +24,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 DEFAULT_ISSUER = "https://local-stack.localhost/us-east-1_LocalPool"
 DEFAULT_AUDIENCE = "local-stack-client"
-#: Cognito lets ID tokens live up to a day; long enough for a working session.
-DEFAULT_TOKEN_TTL = 24 * 3600
+#: Cognito's default ID token lifetime (an app client may set 5 minutes to a
+#: day): clients must get a fresh token for every refresh past the first hour,
+#: locally as in AWS. ``LOCAL_TOKEN_TTL_SECONDS`` or ``token --ttl`` change it.
+DEFAULT_TOKEN_TTL = 3600
 KEY_FILE = "issuer-key.pem"
 
 
@@ -74,14 +76,26 @@ class LocalIssuer:
     state_dir: Path = attrs.field(converter=Path)
     issuer: str = DEFAULT_ISSUER
     audience: str = DEFAULT_AUDIENCE
+    #: Lifetime of the tokens minted, in seconds.
+    ttl: int = DEFAULT_TOKEN_TTL
 
     @classmethod
     def from_environ(cls, state_dir: Path, environ=None) -> "LocalIssuer":
+        """``LOCAL_TOKEN_ISSUER``, ``LOCAL_TOKEN_AUDIENCE``, ``LOCAL_TOKEN_TTL_SECONDS``."""
         env = os.environ if environ is None else environ
+        raw_ttl = env.get("LOCAL_TOKEN_TTL_SECONDS") or ""
+        try:
+            ttl = int(raw_ttl) if raw_ttl else DEFAULT_TOKEN_TTL
+        except ValueError:
+            raise ValueError(f"LOCAL_TOKEN_TTL_SECONDS: expected a whole number of seconds, "
+                             f"got {raw_ttl!r}") from None
+        if ttl <= 0:
+            raise ValueError(f"LOCAL_TOKEN_TTL_SECONDS must be > 0, got {ttl}")
         return cls(
             state_dir,
             issuer=env.get("LOCAL_TOKEN_ISSUER") or DEFAULT_ISSUER,
             audience=env.get("LOCAL_TOKEN_AUDIENCE") or DEFAULT_AUDIENCE,
+            ttl=ttl,
         )
 
     def _key(self) -> rsa.RSAPrivateKey:
@@ -95,13 +109,14 @@ class LocalIssuer:
         return {"keys": [jwk]}
 
     def claims(self, username: str, *, now: Optional[float] = None,
-               ttl: int = DEFAULT_TOKEN_TTL, email: Optional[str] = None) -> Dict[str, Any]:
+               ttl: Optional[int] = None, email: Optional[str] = None) -> Dict[str, Any]:
         """The claims of a Cognito ID token for ``username``.
 
         ``sub`` is stable per username (a UUID derived from it), as a Cognito
         user's ``sub`` is stable across sign-ins.
         """
         issued = int(time.time() if now is None else now)
+        ttl = self.ttl if ttl is None else ttl
         return {
             "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.issuer}#{username}")),
             "email_verified": True,

@@ -195,7 +195,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default=os.environ.get("LOCAL_STACK_LOG_LEVEL", "INFO"))
     token = sub.add_parser("token", help="print an ID token of the local issuer")
     token.add_argument("user", nargs="?", default="alice")
-    token.add_argument("--ttl", type=int, default=None, help="lifetime in seconds (default 1 day)")
+    token.add_argument("--ttl", type=int, default=None,
+                       help="lifetime in seconds (default LOCAL_TOKEN_TTL_SECONDS, else 3600: "
+                            "Cognito's default ID token lifetime)")
     token.add_argument("--email")
     token.add_argument("--state-dir", type=Path)
     return parser
@@ -204,8 +206,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "token":
-        settings = Settings.from_environ(state_dir=args.state_dir)
-        issuer = LocalIssuer.from_environ(settings.state_dir.resolve())
+        try:
+            settings = Settings.from_environ(state_dir=args.state_dir)
+            issuer = LocalIssuer.from_environ(settings.state_dir.resolve())
+        except ValueError as exc:
+            print(f"local_stack: {exc}", file=sys.stderr)
+            return 2
         kwargs = {"email": args.email}
         if args.ttl:
             kwargs["ttl"] = args.ttl
@@ -228,6 +234,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             idle_timeout=args.idle_timeout, max_connection_duration=args.max_connection_duration,
             schedule_period=args.schedule_period,
         )
+        LocalIssuer.from_environ(settings.state_dir)  # LOCAL_TOKEN_TTL_SECONDS valid?
     except ValueError as exc:
         print(f"local_stack: {exc}", file=sys.stderr)
         return 2

@@ -57,3 +57,36 @@ class TestLocalIssuer:
         token = issuer.token("alice", now=time.time() - 7200, ttl=60)
         with pytest.raises(jwt.ExpiredSignatureError):
             verify(issuer, token)
+
+
+class TestTokenLifetime:
+    def test_tokens_live_one_hour_by_default_as_cognitos(self, issuer):
+        """Cognito's default ID token lifetime is 1 hour; so is the local issuer's."""
+        claims = verify(issuer, issuer.token("alice"))
+        assert claims["exp"] - claims["iat"] == 3600
+
+    def test_lifetime_is_configurable(self, tmp_path):
+        """LOCAL_TOKEN_TTL_SECONDS sets the lifetime; an explicit ttl wins."""
+        issuer = LocalIssuer.from_environ(tmp_path / "state", {"LOCAL_TOKEN_TTL_SECONDS": "120"})
+        assert issuer.claims("alice", now=1000)["exp"] == 1120
+        assert issuer.claims("alice", now=1000, ttl=30)["exp"] == 1030
+        assert LocalIssuer.from_environ(tmp_path / "state", {}).ttl == 3600
+
+    @pytest.mark.parametrize("value", ["soon", "0", "-5"])
+    def test_invalid_lifetime_is_refused(self, tmp_path, value):
+        with pytest.raises(ValueError, match="LOCAL_TOKEN_TTL_SECONDS"):
+            LocalIssuer.from_environ(tmp_path / "state", {"LOCAL_TOKEN_TTL_SECONDS": value})
+
+    def test_token_command_mints_with_the_configured_lifetime(self, tmp_path):
+        """`python -m local_stack token --ttl 60` prints a token living 60 s."""
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        root = Path(__file__).resolve().parents[2]
+        env = {**os.environ, "LOCAL_STATE_DIR": str(tmp_path / "state")}
+        result = subprocess.run([sys.executable, "-m", "local_stack", "token", "alice", "--ttl", "60"],
+                                cwd=root, env=env, capture_output=True, text=True, timeout=60, check=True)
+        claims = verify(LocalIssuer(tmp_path / "state"), result.stdout.strip().splitlines()[-1])
+        assert claims["exp"] - claims["iat"] == 60
