@@ -1,11 +1,13 @@
 """``python -m broadcast_client``: the reference client, for people.
 
-    python -m broadcast_client speak [--token JWT] [--source-language en]
+    python -m broadcast_client speak [--token JWT | --token-command CMD] [--source-language en]
     python -m broadcast_client listen SESSION_ID LANGUAGE [--audio-out FILE]
 
 The URL defaults to the local stack (``ws://127.0.0.1:8000/dev``; ``--url`` or
 ``BROADCAST_URL``), the speaker's token comes from ``--token`` or
-``BROADCAST_TOKEN``. What arrives is printed on stdout as ``< ...`` lines:
+``BROADCAST_TOKEN``, or from ``--token-command``, run again before every
+refresh and reconnect (ID tokens expire: Cognito's after an hour by default).
+Token values are never printed. What arrives is printed on stdout as ``< ...`` lines:
 readable text on a terminal, the JSON itself otherwise (``--output``); notes go
 to stderr. Commands are read from stdin while the client runs (``help`` lists
 them; end of input just stops reading). Ctrl-C stops (a speaker ends its
@@ -32,23 +34,60 @@ from .protocol import (
     ClientProtocol,
     Close,
     Exit,
+    FetchToken,
     Open,
     Print,
     ReadAudio,
     Role,
     Send,
     WriteAudio,
+    redact,
 )
 
 DEFAULT_URL = "ws://127.0.0.1:8000/dev"
+#: How long a --token-command may run.
+TOKEN_COMMAND_TIMEOUT = 60.0
+
+
+async def run_token_command(command: str, timeout: float = TOKEN_COMMAND_TIMEOUT) -> str:
+    """Run ``command`` through the shell; its last non-empty stdout line is the token.
+
+    Raises :class:`RuntimeError` saying why when it fails, times out or prints nothing.
+    stdin is not passed on: it carries the user's commands.
+    """
+    try:
+        process = await asyncio.create_subprocess_shell(
+            command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True)  # its own group: killable whole
+    except OSError as exc:
+        raise RuntimeError(f"cannot run it: {exc}") from None
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except asyncio.TimeoutError:
+        raise RuntimeError(f"no token after {timeout:g} s") from None
+    finally:
+        if process.returncode is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # the shell and what it started
+            except ProcessLookupError:
+                pass
+            await process.wait()
+    lines = [line.strip() for line in out.decode("utf-8", "replace").splitlines() if line.strip()]
+    if process.returncode != 0 or not lines:
+        errors = [line.strip() for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
+        why = f"exit status {process.returncode}" if process.returncode else "it printed nothing"
+        raise RuntimeError(why + (f": {errors[-1]}" if errors else ""))
+    return lines[-1]
 
 
 class Runner:
     """Performs a :class:`ClientProtocol`'s actions with real sockets."""
 
     def __init__(self, protocol: ClientProtocol, out=None, err=None, *,
-                 commands: Optional[TextIO] = None, audio_out: Optional[BinaryIO] = None):
+                 commands: Optional[TextIO] = None, audio_out: Optional[BinaryIO] = None,
+                 token_command: Optional[str] = None):
         self.protocol = protocol
+        self.token_command = token_command  # run for every FetchToken
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.commands = commands  # where typed commands come from (stdin)
@@ -69,7 +108,7 @@ class Runner:
 
     def print(self, text: str) -> None:
         stream = self.out if text.startswith("<") or text.startswith("session id") else self.err
-        print(text, file=stream, flush=True)
+        print(redact(text), file=stream, flush=True)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -107,7 +146,7 @@ class Runner:
         now = time.time()
         kind = event[0]
         if kind == "stop":
-            return self.protocol.stop()
+            return self.protocol.stop(now)
         if kind == "command":
             return self.protocol.command(event[1], now)
         key = event[1]
@@ -122,6 +161,10 @@ class Runner:
             return self.protocol.refused(key, event[2], event[3], now)
         if kind == "failed":
             return self.protocol.failed(key, event[2], now)
+        if kind == "token":
+            return self.protocol.token_ready(key, event[2], now)
+        if kind == "token_failed":
+            return self.protocol.token_failed(key, event[2], now)
         return []
 
     async def perform(self, actions) -> None:
@@ -130,6 +173,8 @@ class Runner:
                 self.print(action.text)
             elif isinstance(action, Open):
                 self.tasks.append(asyncio.create_task(self.socket(action)))
+            elif isinstance(action, FetchToken):
+                self.tasks.append(asyncio.create_task(self.fetch_token(action)))
             elif isinstance(action, Send):
                 ws = self.sockets.get(action.key)
                 if ws is not None:
@@ -155,6 +200,20 @@ class Runner:
                     self.audio_out.flush()
             elif isinstance(action, Exit):
                 return
+
+    async def fetch_token(self, action: FetchToken) -> None:
+        """Run the token command for ``action`` and report the token as an event."""
+        if action.delay:
+            await asyncio.sleep(action.delay)
+        if not self.token_command:
+            await self.events.put(("token_failed", action.key, "no --token-command given"))
+            return
+        try:
+            token = await run_token_command(self.token_command)
+        except RuntimeError as exc:
+            await self.events.put(("token_failed", action.key, str(exc)))
+            return
+        await self.events.put(("token", action.key, token))
 
     async def socket(self, action: Open) -> None:
         """Open one socket and report what happens to it as events."""
@@ -202,8 +261,15 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     speak = sub.add_parser("speak", help="create a session, then type commands (help lists them)",
                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SPEAKER_HELP)
-    speak.add_argument("--token", default=os.environ.get("BROADCAST_TOKEN"),
-                       help="speaker ID token (default $BROADCAST_TOKEN)")
+    speak.add_argument("--token", default=os.environ.get("BROADCAST_TOKEN") or None,
+                       help="speaker ID token (default $BROADCAST_TOKEN); used as is for every "
+                            "connection unless --token-command is given")
+    speak.add_argument("--token-command", metavar="CMD",
+                       help="shell command printing a fresh speaker ID token on its last stdout "
+                            "line; run before every connection refresh and reconnect (tokens "
+                            "expire, Cognito's after 1 hour by default), and for the first "
+                            "connection when no --token is given. E.g. "
+                            "'.venv/bin/python -m local_stack token alice'")
     speak.add_argument("--source-language", default="en")
     speak.add_argument("--quality-tier", choices=("standard", "premium"))
     listen = sub.add_parser("listen", help="join a session in a language and print what arrives",
@@ -226,6 +292,7 @@ def _output(args, stream) -> str:
 def build_protocol(args, output: str = "json") -> ClientProtocol:
     if args.command == "speak":
         return ClientProtocol(url=args.url, role=Role.SPEAKER, token=args.token,
+                              fresh_tokens=bool(args.token_command),
                               source_language=args.source_language,
                               quality_tier=args.quality_tier,
                               heartbeat_interval=args.heartbeat_interval, output=output)
@@ -247,7 +314,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
     try:
         runner = Runner(build_protocol(args, _output(args, sys.stdout)),
-                        commands=sys.stdin, audio_out=audio_out)
+                        commands=sys.stdin, audio_out=audio_out,
+                        token_command=getattr(args, "token_command", None))
         return asyncio.run(runner.run())
     except KeyboardInterrupt:
         return 130

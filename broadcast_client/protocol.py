@@ -21,6 +21,7 @@ import enum
 import json
 import math
 import random
+import re
 import shlex
 import struct
 import time as _time
@@ -38,6 +39,16 @@ class Open:
 
     key: str
     url: str
+    delay: float = 0.0
+
+
+@attrs.frozen
+class FetchToken:
+    """Get a fresh speaker token (``speak --token-command``) after ``delay`` seconds,
+    then hand it to :meth:`ClientProtocol.token_ready` for the socket ``key`` (or
+    report :meth:`ClientProtocol.token_failed`)."""
+
+    key: str
     delay: float = 0.0
 
 
@@ -80,7 +91,7 @@ class WriteAudio:
     data: bytes
 
 
-Action = "Open | Send | Close | Print | Exit | ReadAudio | WriteAudio"
+Action = "Open | FetchToken | Send | Close | Print | Exit | ReadAudio | WriteAudio"
 
 #: Raw bytes per sendAudio chunk: 21,848 base64 characters, so a chunk and its
 #: envelope fit one 32 KB frame (docs/protocol.md, Limits) far below the
@@ -90,6 +101,15 @@ AUDIO_CHUNK_BYTES = 16 * 1024
 MAX_AUDIO_BASE64_CHARS = 129_024
 AUDIO_FORMAT = "pcm16/16000"
 MAX_TONE_SECONDS = 60.0
+#: How long Ctrl-C waits for ``sessionEnded`` after ``endSession`` before closing.
+END_SESSION_TIMEOUT = 5.0
+
+_TOKEN_VALUE = re.compile(r"(?i)(token(?:=|%3D))[^&\s'\"]+")
+
+
+def redact(text: str) -> str:
+    """``text`` with every ``token=`` value (a speaker's JWT in a URL) hidden."""
+    return _TOKEN_VALUE.sub(r"\1***", text)
 
 
 #: First messages of a connection; they carry the sequence number reached so far.
@@ -446,6 +466,11 @@ class ClientProtocol:
     chunk_bytes: int = AUDIO_CHUNK_BYTES  # speaker: raw bytes per sendAudio chunk
     audio_hold: float = 0.5  # listener: how long audio waits for a missing chunk
     answer_timeout: float = 5.0  # how long a command waits for the previous one's answer
+    #: speaker: get a fresh token (FetchToken) before every refresh and reconnect,
+    #: and before the first socket when no token was given (``--token-command``)
+    fresh_tokens: bool = False
+    #: how long a refresh socket may stay open without connectionRefreshComplete
+    refresh_timeout: float = 15.0
 
     current: Optional[str] = None  # the socket that carries the session
     broadcast_state: Optional[dict] = None  # as last reported by the server
@@ -461,6 +486,9 @@ class ClientProtocol:
     _backlog: List[str] = attrs.field(factory=list)  # commands typed meanwhile
     _ended: bool = False
     _stopping: bool = False
+    _pending: Dict[str, Tuple[Optional[Dict[str, Any]], float]] = attrs.field(factory=dict)  # FetchToken
+    _refresh_query: Optional[Dict[str, Any]] = None  # the last reconnectQuery, for retries
+    _refresh_deadlines: Dict[str, float] = attrs.field(factory=dict)  # open refresh sockets
     done: Optional[Exit] = None
 
     def __attrs_post_init__(self) -> None:
@@ -494,11 +522,27 @@ class ClientProtocol:
         return self._url({"action": "refreshConnection", "sessionId": self.session_id,
                           "role": "listener", "targetLanguage": self.target_language})
 
-    def _open_socket(self, url: str, purpose: Purpose, delay: float = 0.0) -> Open:
+    def _open_socket(self, purpose: Purpose, delay: float = 0.0,
+                     reconnect_query: Optional[Dict[str, Any]] = None) -> "Open | FetchToken":
+        """Open a socket for ``purpose``; a speaker with :attr:`fresh_tokens` first
+        asks for a token (:class:`FetchToken`), and the socket opens once it arrives."""
         self._counter += 1
         key = f"c{self._counter}"
         self._purposes[key] = purpose
-        return Open(key, url, delay)
+        if self.role is Role.SPEAKER and self.fresh_tokens and (purpose is not Purpose.START
+                                                                  or not self.token):
+            self._pending[key] = (reconnect_query, delay)
+            return FetchToken(key, delay)
+        return Open(key, self._socket_url(key, reconnect_query), delay)
+
+    def _socket_url(self, key: str, reconnect_query: Optional[Dict[str, Any]]) -> str:
+        if self._purposes.get(key) is Purpose.START:
+            return self.start_url()
+        return self.refresh_url(reconnect_query)
+
+    def _pending_refresh(self) -> Optional[str]:
+        """The socket of the refresh under way, if any."""
+        return next((k for k, p in self._purposes.items() if p is Purpose.REFRESH), None)
 
     def _exit(self, code: int, reason: str) -> List[Any]:
         self.done = Exit(code, reason)
@@ -514,25 +558,49 @@ class ClientProtocol:
 
     def start(self) -> List[Any]:
         """The first action: open the socket that creates or joins the session."""
-        if self.role is Role.SPEAKER and not self.token:
-            return self._exit(2, "a speaker needs a token (--token or BROADCAST_TOKEN)")
+        if self.role is Role.SPEAKER and not (self.token or self.fresh_tokens):
+            return self._exit(2, "a speaker needs a token (--token, BROADCAST_TOKEN or --token-command)")
         if self.role is Role.LISTENER and not (self.session_id and self.target_language):
             return self._exit(2, "a listener needs a session id and a language")
-        return [self._open_socket(self.start_url(), Purpose.START)]
+        return [self._open_socket(Purpose.START)]
+
+    def token_ready(self, key: str, token: str, now: float) -> List[Any]:
+        """The token asked for by :class:`FetchToken` ``key``: open that socket with it."""
+        pending = self._pending.pop(key, None)
+        if pending is None or key not in self._purposes or self.done is not None:
+            return []  # given up meanwhile
+        self.token = token
+        return [Open(key, self._socket_url(key, pending[0]))]
+
+    def token_failed(self, key: str, error: str, now: float) -> List[Any]:
+        """The token command of :class:`FetchToken` ``key`` failed."""
+        if self._pending.pop(key, None) is None or self.done is not None:
+            return []
+        return self.failed(key, f"token command failed: {error}", now)
 
     def opened(self, key: str, now: float) -> List[Any]:
         """The socket ``key`` completed its handshake."""
         self._open.add(key)
         purpose = self._purposes.get(key)
+        if purpose is Purpose.RECONNECT and self.current is not None and self.current != key:
+            # Another socket carries the session already (a refresh took over):
+            # a second current one would stay open, unheard, for good.
+            self._purposes.pop(key, None)
+            return [Print("! another connection already carries the session; closing the extra one"),
+                    Close(key)]
         if purpose in (Purpose.START, Purpose.RECONNECT):
             self.current = key
             self._next_heartbeat = now + self.heartbeat_interval
+        elif purpose is Purpose.REFRESH:
+            self._refresh_deadlines[key] = now + self.refresh_timeout
         return []
 
     def refused(self, key: str, status: int, body: str, now: float) -> List[Any]:
         """The handshake of ``key`` was refused with an HTTP ``status``."""
         purpose = self._purposes.pop(key, None)
         detail = _describe_refusal(status, body)
+        if purpose is None or self.done is not None:
+            return []  # a socket given up on meanwhile
         if purpose is Purpose.REFRESH:
             return [Print(f"! refresh refused ({detail}); keeping the current connection")]
         if purpose is Purpose.RECONNECT:
@@ -547,6 +615,9 @@ class ClientProtocol:
     def failed(self, key: str, error: str, now: float) -> List[Any]:
         """The socket ``key`` could not be opened (network error)."""
         purpose = self._purposes.pop(key, None)
+        error = redact(error)  # a malformed URL is quoted whole, token included
+        if purpose is None or self.done is not None:
+            return []  # a socket given up on meanwhile
         if purpose is Purpose.REFRESH:
             return [Print(f"! refresh failed ({error}); keeping the current connection")]
         if purpose is Purpose.RECONNECT:
@@ -594,13 +665,15 @@ class ClientProtocol:
         elif kind == "audio" and self.audio_out:
             actions.extend(self._received_audio(message, now))
         elif kind == "connectionRefreshRequired" and key == self.current:
-            if self.session_id and not any(p is Purpose.REFRESH for p in self._purposes.values()):
+            if self.session_id and self._pending_refresh() is None:
+                query = message.get("reconnectQuery")
+                self._refresh_query = query if isinstance(query, dict) else None
                 actions.append(Print("refreshing the connection"))
-                actions.append(self._open_socket(self.refresh_url(message.get("reconnectQuery")),
-                                                 Purpose.REFRESH))
+                actions.append(self._open_socket(Purpose.REFRESH, reconnect_query=self._refresh_query))
         elif kind == "connectionRefreshComplete" and self._purposes.get(key) is Purpose.REFRESH:
             old, self.current = self.current, key
             self._purposes[key] = Purpose.START
+            self._refresh_deadlines.pop(key, None)
             self._next_heartbeat = now + self.heartbeat_interval
             if old is not None and old in self._open:
                 actions.append(Close(old))
@@ -641,6 +714,7 @@ class ClientProtocol:
         """The socket ``key`` closed (by either side)."""
         self._open.discard(key)
         self._purposes.pop(key, None)
+        self._refresh_deadlines.pop(key, None)
         if key != self.current or self.done is not None:
             return []
         self.current = None
@@ -648,6 +722,20 @@ class ClientProtocol:
             return self._exit(0, "stopped")
         if self._ended:
             return self._exit(0, "session ended")
+        refresh = self._pending_refresh()
+        if refresh is not None:
+            # The old socket went before the refresh completed: the refresh socket
+            # takes over instead of a reconnect, which would leave two sockets open.
+            if refresh in self._open:
+                self.current = refresh
+                self._purposes[refresh] = Purpose.START
+                self._refresh_deadlines.pop(refresh, None)
+                self._next_heartbeat = now + self.heartbeat_interval
+                return [Print(f"! the old connection closed (close code {code}) before the refresh "
+                              f"completed; going on with the new one")]
+            self._purposes[refresh] = Purpose.RECONNECT  # becomes current once open
+            return [Print(f"! the old connection closed (close code {code}) before the refresh "
+                          f"completed; waiting for the new one")]
         # docs/protocol.md: reconnect with refreshConnection unless the session
         # ended. A speaker's session survives only SPEAKER_RECONNECT_GRACE_SECONDS
         # (0 by default): the server then answers 404 and we stop.
@@ -659,7 +747,7 @@ class ClientProtocol:
             return self._exit(1, f"{why}; giving up after {self.max_reconnects} attempts")
         delay = backoff(self._reconnects, rng=self.rng)
         return [Print(f"! {why}; reconnecting in {delay:.1f} s"),
-                self._open_socket(self.refresh_url(), Purpose.RECONNECT, delay)]
+                self._open_socket(Purpose.RECONNECT, delay)]
 
     def tick(self, now: float) -> List[Any]:
         """Call at least every :meth:`next_wakeup`: sends heartbeats and writes
@@ -671,9 +759,22 @@ class ClientProtocol:
         if deadline is not None and now >= deadline:
             actions.extend(self._audio.release(now))
         if self._awaiting is not None and now >= self._awaiting[1]:
+            if self._stopping:
+                return actions + self._exit(0, f"stopped (no sessionEnded within {END_SESSION_TIMEOUT:g} s)")
             actions.append(Print(f"! no answer to {self._awaiting[0]} after {self.answer_timeout:g} s; going on"))
             self._awaiting = None
             actions.extend(self._run_backlog(now))
+        for key, deadline in list(self._refresh_deadlines.items()):
+            if now >= deadline and self._purposes.get(key) is Purpose.REFRESH:
+                # The refresh socket opened but its connectionRefreshComplete never
+                # came: give it up and try again while the old socket lasts.
+                del self._refresh_deadlines[key]
+                del self._purposes[key]
+                actions += [Print(f"! no connectionRefreshComplete {self.refresh_timeout:g} s after the "
+                                  f"refresh connection opened; closing it and trying again"),
+                            Close(key),
+                            self._open_socket(Purpose.REFRESH, delay=backoff(1, rng=self.rng),
+                                              reconnect_query=self._refresh_query)]
         if self.current is None or self._next_heartbeat is None:
             return actions
         if now < self._next_heartbeat:
@@ -683,19 +784,30 @@ class ClientProtocol:
 
     def next_wakeup(self) -> Optional[float]:
         answer = self._awaiting[1] if self._awaiting is not None else None
-        times = [t for t in (self._next_heartbeat, self._audio.deadline(), answer) if t is not None]
+        times = [t for t in (self._next_heartbeat, self._audio.deadline(), answer,
+                             *self._refresh_deadlines.values()) if t is not None]
         return min(times, default=None)
 
-    def stop(self) -> List[Any]:
-        """The user asked to stop (Ctrl-C): a speaker ends its session first."""
-        self._stopping = True
-        if self.current is None:
+    def stop(self, now: Optional[float] = None) -> List[Any]:
+        """The user asked to stop (Ctrl-C).
+
+        A speaker ends its session first: it sends ``endSession`` and waits (at
+        most :data:`END_SESSION_TIMEOUT` seconds) for ``sessionEnded`` before
+        closing, or the ``$disconnect`` of its close could overtake the
+        ``endSession`` (with a reconnect grace, listeners would then be told the
+        speaker dropped). A second stop closes at once."""
+        if self.done is not None:
+            return []
+        if self._stopping or self.current is None:
+            self._stopping = True
             return self._exit(0, "stopped")
-        actions: List[Any] = []
+        self._stopping = True
         if self.role is Role.SPEAKER and self.session_id:
-            actions.append(Send(self.current, json.dumps(
-                {"action": "endSession", "sessionId": self.session_id})))
-        return actions + self._exit(0, "stopped")
+            now = _time.time() if now is None else now
+            self._awaiting = ("endSession", now + END_SESSION_TIMEOUT)
+            return [Print("ending the session (Ctrl-C again to quit at once)"),
+                    Send(self.current, json.dumps({"action": "endSession", "sessionId": self.session_id}))]
+        return self._exit(0, "stopped")
 
     # -- commands (typed while running) ------------------------------------------
 

@@ -25,9 +25,10 @@ token: $(STAMP) ## Print a speaker token for USER=alice (the token alone on the 
 
 # `speak` reads commands while it runs: pause, resume, mute, unmute, volume 0.5,
 # status, audio FILE, tone [SECONDS], end, help (`$(PY) -m broadcast_client --help`).
-speak: $(STAMP) ## Create a session (TOKEN=..., else a fresh token for USER; SOURCE=en); type help for its commands
-	@token="$(TOKEN)"; test -n "$$token" || token=$$($(PY) -m local_stack token $(TOKEN_USER) 2>/dev/null | tail -n 1); \
-	BROADCAST_TOKEN="$$token" exec $(PY) -m broadcast_client --url $(WS_URL) speak $(if $(SOURCE),--source-language $(SOURCE))
+# Without TOKEN, speak mints its tokens itself (--token-command), a fresh one for
+# every refresh and reconnect: local tokens expire after an hour, as Cognito's do.
+speak: $(STAMP) ## Create a session (TOKEN=..., else fresh tokens for USER as needed; SOURCE=en); type help for its commands
+	@$(if $(TOKEN),BROADCAST_TOKEN="$(TOKEN)" exec $(PY) -m broadcast_client --url $(WS_URL) speak,BROADCAST_TOKEN= exec $(PY) -m broadcast_client --url $(WS_URL) speak --token-command '$(PY) -m local_stack token $(TOKEN_USER)') $(if $(SOURCE),--source-language $(SOURCE))
 
 # `listen` prints controls, status and audio chunks; it reads status, language CODE,
 # leave; `$(PY) -m broadcast_client listen ID LANG --audio-out FILE` saves the audio.

@@ -103,3 +103,56 @@ class TestClientRefresh:
                     process.wait()
                 process.stdout.close()
                 process.stderr.close()
+
+
+@pytest.fixture
+def slow_refresh_stack(make_stack_process):
+    """Connections are asked to refresh at 7.2 s: past a 1 s token's expiry and the
+    app's 5 s clock-skew leeway."""
+    return make_stack_process(
+        GATEWAY_SCHEDULE_PERIOD_SECONDS="0.5",
+        CONNECTION_REFRESH_MINUTES="0.12",
+        CONNECTION_WARNING_MINUTES="5",
+        CONNECTION_MAX_DURATION_MINUTES="10",
+        HEARTBEAT_INTERVAL_SECONDS="0.5",
+    )
+
+
+class TestTokenCommand:
+    def test_speak_survives_a_refresh_after_its_first_token_expired(self, slow_refresh_stack, tmp_path):
+        """`speak --token-command` mints a token for the first connection and a fresh one
+        for the refresh: the refresh completes although the first token had expired, and
+        the session carries on."""
+        import shlex
+
+        import jwt
+
+        stack = slow_refresh_stack
+        minted = tmp_path / "tokens.txt"
+        token_command = (f"{shlex.quote(sys.executable)} -m local_stack token alice --ttl 1"
+                         f" | tee -a {shlex.quote(str(minted))}")
+        env = {k: v for k, v in os.environ.items() if k != "BROADCAST_TOKEN"}
+        env.update(BROADCAST_URL=stack.ws, LOCAL_STATE_DIR=str(stack.state_dir))
+        speaker = subprocess.Popen(
+            [sys.executable, "-m", "broadcast_client", "--heartbeat-interval", "0.5", "speak",
+             "--token-command", token_command],
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            lines_until(speaker, lambda l: l.startswith("session id:"))
+            seen = lines_until(speaker, lambda l: '"connectionRefreshComplete"' in l, timeout=30)
+            complete = json.loads(seen[-1][2:])
+            lines_until(speaker, lambda l: '"heartbeatAck"' in l)  # alive on the new socket
+            tokens = [t for t in minted.read_text().split() if t.count(".") == 2]
+            assert len(tokens) >= 2, "no fresh token for the refresh"
+            first_exp = jwt.decode(tokens[0], options={"verify_signature": False})["exp"]
+            # The first token was no longer valid, leeway included, when the refresh completed.
+            assert (first_exp + 5) * 1000 < complete["timestamp"]
+            speaker.send_signal(signal.SIGINT)
+            lines_until(speaker, lambda l: '"sessionEnded"' in l)
+            assert speaker.wait(10) == 0
+        finally:
+            if speaker.poll() is None:
+                speaker.kill()
+                speaker.wait()
+            speaker.stdout.close()
+            speaker.stderr.close()

@@ -13,6 +13,7 @@ from broadcast_client.protocol import (
     ClientProtocol,
     Close,
     Exit,
+    FetchToken,
     Open,
     Print,
     ReadAudio,
@@ -23,6 +24,7 @@ from broadcast_client.protocol import (
     audio_chunks,
     backoff,
     describe,
+    redact,
     tone_pcm16,
 )
 
@@ -117,19 +119,185 @@ class TestSpeaker:
         assert query(refresh.url) == {"action": "refreshConnection", "sessionId": "s-id-100",
                                       "role": "speaker", "extra": "1", "token": "T"}
 
-    def test_stop_ends_the_session(self):
-        """Ctrl-C sends endSession, closes and exits 0."""
+    def test_stop_ends_the_session_and_waits_for_session_ended(self):
+        """Ctrl-C sends endSession and keeps the socket open until sessionEnded arrives,
+        so the close's $disconnect cannot overtake the endSession; then closes and exits 0."""
         protocol = speaker()
         action = started(protocol)
         protocol.received(action.key, msg("sessionCreated", sessionId="s-id-100"), 1.0)
-        actions = protocol.stop()
-        assert actions[0] == Send(action.key, json.dumps({"action": "endSession", "sessionId": "s-id-100"}))
+        actions = protocol.stop(2.0)
+        assert Send(action.key, json.dumps({"action": "endSession", "sessionId": "s-id-100"})) in actions
+        assert not [a for a in actions if isinstance(a, (Close, Exit))]
+        assert protocol.tick(4.0) == [] and protocol.done is None
+        actions = protocol.received(action.key, msg("sessionEnded", reason="speakerEnded"), 4.5)
+        assert Close(action.key) in actions and actions[-1] == Exit(0, "session ended (speakerEnded)")
+
+    def test_stop_gives_up_waiting_for_session_ended_after_5_s(self):
+        """Without a sessionEnded, Ctrl-C closes 5 s after sending endSession."""
+        protocol = speaker()
+        action = started(protocol)
+        protocol.received(action.key, msg("sessionCreated", sessionId="s-id-100"), 1.0)
+        protocol.stop(2.0)
+        assert protocol.next_wakeup() <= 7.0
+        actions = protocol.tick(7.0)
+        assert Close(action.key) in actions and actions[-1].code == 0
+
+    def test_second_stop_closes_at_once(self):
+        """A second Ctrl-C while waiting for sessionEnded closes and exits at once."""
+        protocol = speaker()
+        action = started(protocol)
+        protocol.received(action.key, msg("sessionCreated", sessionId="s-id-100"), 1.0)
+        protocol.stop(2.0)
+        actions = protocol.stop(2.5)
         assert Close(action.key) in actions and actions[-1] == Exit(0, "stopped")
 
     def test_missing_token_exits(self):
         """A speaker without a token stops before connecting."""
         protocol = ClientProtocol(url=URL, role=Role.SPEAKER)
         assert protocol.start()[-1].code == 2
+
+
+def refreshing(protocol, now=2.0):
+    """A session whose current socket got connectionRefreshRequired: (old, refresh Open)."""
+    first = started(protocol)
+    welcome = "sessionCreated" if protocol.role is Role.SPEAKER else "sessionJoined"
+    protocol.received(first.key, msg(welcome, sessionId="s-id-100", targetLanguage="es",
+                                     sequenceNumber=0), 1.0)
+    [refresh] = [a for a in protocol.received(first.key, msg("connectionRefreshRequired"), now)
+                 if isinstance(a, (Open, FetchToken))]
+    return first, refresh
+
+
+class TestRefreshRace:
+    def test_old_socket_closed_before_refresh_complete_hands_over_to_the_refresh_socket(self):
+        """The server closes the old socket after the refresh socket opened but before
+        connectionRefreshComplete: no reconnect; the refresh socket carries on, is never
+        closed by its own completion, and gets the heartbeats."""
+        protocol = speaker()
+        first, refresh = refreshing(protocol)
+        protocol.opened(refresh.key, 3.0)
+        actions = protocol.closed(first.key, 1000, 3.5)
+        assert not [a for a in actions if isinstance(a, (Open, FetchToken, Exit))]
+        assert protocol.current == refresh.key
+        actions = protocol.received(refresh.key, msg("connectionRefreshComplete"), 4.0)
+        assert not [a for a in actions if isinstance(a, Close)]
+        assert protocol.tick(13.5) == [Send(refresh.key, json.dumps({"action": "heartbeat"}))]
+        assert protocol.done is None
+
+    def test_old_socket_closed_while_the_refresh_socket_is_still_opening(self):
+        """Closed before the refresh socket even opened: that socket takes over when it
+        opens, and no second socket is opened."""
+        protocol = listener()
+        first, refresh = refreshing(protocol)
+        actions = protocol.closed(first.key, 1000, 2.5)
+        assert not [a for a in actions if isinstance(a, (Open, Exit))]
+        protocol.opened(refresh.key, 3.0)
+        assert protocol.current == refresh.key
+        assert protocol.tick(13.0) == [Send(refresh.key, json.dumps({"action": "heartbeat"}))]
+
+    def test_refresh_socket_refused_after_the_old_one_closed_reconnects(self):
+        """If that refresh socket is then refused (503), the client reconnects with backoff."""
+        protocol = listener()
+        first, refresh = refreshing(protocol)
+        protocol.closed(first.key, 1000, 2.5)
+        actions = protocol.refused(refresh.key, 503, '{"code": "SERVICE_UNAVAILABLE"}', 3.0)
+        assert [a for a in actions if isinstance(a, Open)]
+
+    def test_a_reconnect_opening_while_another_socket_is_current_is_closed(self):
+        """A reconnect socket that opens when another socket already carries the session is
+        closed at once: never two current sockets."""
+        protocol = listener()
+        first = started(protocol)
+        [again] = [a for a in protocol.closed(first.key, 1006, 1.0) if isinstance(a, Open)]
+        protocol.current = "c99"  # as if another socket had taken over meanwhile
+        protocol._open.add("c99")
+        actions = protocol.opened(again.key, 2.0)
+        assert Close(again.key) in actions
+        assert protocol.current == "c99"
+        assert protocol.closed(again.key, 1000, 2.1) == []
+
+    def test_refresh_without_complete_is_closed_and_retried(self):
+        """A refresh socket that never gets connectionRefreshComplete is closed after
+        refresh_timeout and a new refresh is tried; the old socket stays current."""
+        protocol = listener()
+        first, refresh = refreshing(protocol)
+        protocol.opened(refresh.key, 3.0)
+        assert protocol.next_wakeup() <= 3.0 + protocol.refresh_timeout
+        actions = protocol.tick(3.0 + protocol.refresh_timeout)
+        assert Close(refresh.key) in actions
+        [retry] = [a for a in actions if isinstance(a, Open)]
+        assert retry.key != refresh.key and query(retry.url)["action"] == "refreshConnection"
+        assert protocol.current == first.key
+        # A late completion on the abandoned socket changes nothing.
+        assert not [a for a in protocol.received(refresh.key, msg("connectionRefreshComplete"), 20.0)
+                    if isinstance(a, Close)]
+        assert protocol.closed(refresh.key, 1000, 20.1) == [] and protocol.current == first.key
+        protocol.opened(retry.key, 21.0)
+        assert Close(first.key) in protocol.received(retry.key, msg("connectionRefreshComplete"), 21.5)
+        assert protocol.current == retry.key
+
+
+class TestTokenCommand:
+    def fresh(self, token=None):
+        return ClientProtocol(url=URL, role=Role.SPEAKER, token=token, fresh_tokens=True,
+                              heartbeat_interval=10, rng=lambda: 0.0)
+
+    def test_first_socket_waits_for_a_token_when_none_was_given(self):
+        protocol = self.fresh()
+        [fetch] = protocol.start()
+        assert isinstance(fetch, FetchToken)
+        [open_] = protocol.token_ready(fetch.key, "T1", 0.5)
+        assert open_.key == fetch.key and query(open_.url)["token"] == "T1"
+
+    def test_every_refresh_and_reconnect_gets_a_fresh_token(self):
+        """--token is used for the first socket; refreshes and reconnects ask for a new one."""
+        protocol = self.fresh(token="T0")
+        [first] = protocol.start()
+        assert isinstance(first, Open) and query(first.url)["token"] == "T0"
+        protocol.opened(first.key, 0.0)
+        protocol.received(first.key, msg("sessionCreated", sessionId="s-id-100"), 1.0)
+        [fetch] = [a for a in protocol.received(first.key, msg("connectionRefreshRequired"), 2.0)
+                   if isinstance(a, FetchToken)]
+        [refresh] = protocol.token_ready(fetch.key, "T1", 2.1)
+        assert query(refresh.url) == {"action": "refreshConnection", "sessionId": "s-id-100",
+                                      "role": "speaker", "token": "T1"}
+        protocol.opened(refresh.key, 2.2)
+        protocol.received(refresh.key, msg("connectionRefreshComplete"), 2.3)
+        [again] = [a for a in protocol.closed(refresh.key, 1006, 3.0) if isinstance(a, FetchToken)]
+        assert again.delay == pytest.approx(0.25)  # the backoff comes before the command runs
+        [reconnect] = protocol.token_ready(again.key, "T2", 3.5)
+        assert query(reconnect.url)["token"] == "T2" and reconnect.delay == 0
+
+    def test_a_failing_token_command_keeps_the_current_connection(self):
+        protocol = self.fresh(token="T0")
+        first = started(protocol)
+        protocol.received(first.key, msg("sessionCreated", sessionId="s-id-100"), 1.0)
+        [fetch] = [a for a in protocol.received(first.key, msg("connectionRefreshRequired"), 2.0)
+                   if isinstance(a, FetchToken)]
+        actions = protocol.token_failed(fetch.key, "exit status 1", 2.5)
+        assert any("token command failed: exit status 1" in p and "keeping the current" in p
+                   for p in prints(actions))
+        assert protocol.done is None and protocol.current == first.key
+
+    def test_a_failing_token_command_at_start_exits(self):
+        protocol = self.fresh()
+        [fetch] = protocol.start()
+        assert protocol.token_failed(fetch.key, "exit status 127", 0.1)[-1].code == 1
+
+
+class TestRedaction:
+    def test_failed_connection_messages_hide_the_token(self):
+        """A malformed URL is quoted in the error; its token= value is never printed."""
+        protocol = ClientProtocol(url="ws://[bad", role=Role.SPEAKER, token="SECRET.JWT.VALUE")
+        [action] = protocol.start()
+        error = f"InvalidURI: {action.url} isn't a valid URI"
+        actions = protocol.failed(action.key, error, 0.0)
+        assert "SECRET" not in repr(actions)
+        assert "token=***" in actions[-1].reason
+
+    def test_redact(self):
+        assert redact("ws://h/dev?action=x&token=a.b.c&y=1 and token%3Dd.e") == \
+            "ws://h/dev?action=x&token=***&y=1 and token%3D***"
 
 
 class TestListener:

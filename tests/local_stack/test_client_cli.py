@@ -1,0 +1,76 @@
+"""The reference client's command line: token command, redaction, `make speak`."""
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from broadcast_client.cli import _parser, run_token_command
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def client(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "broadcast_client", *args], cwd=ROOT,
+                          env={k: v for k, v in os.environ.items() if k != "BROADCAST_TOKEN"},
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+
+
+class TestRedaction:
+    def test_a_malformed_url_is_reported_without_the_token(self):
+        """The error quotes the URL it could not use, with token=*** instead of the JWT."""
+        result = client("--url", "http://127.0.0.1:1/dev", "speak", "--token", "SECRET.JWT.VALUE")
+        assert result.returncode == 1
+        assert "SECRET" not in result.stdout + result.stderr
+        assert "token=***" in result.stderr
+
+    def test_a_failing_token_command_is_reported_without_the_token(self):
+        """The token command's own complaint reaches the user, but never a token= value."""
+        result = client("--url", "ws://127.0.0.1:1/dev", "speak", "--token-command",
+                        "echo 'bad: token=SECRET.A.B' >&2; exit 3")
+        assert result.returncode == 1
+        assert "token command failed: exit status 3" in result.stderr
+        assert "SECRET" not in result.stdout + result.stderr
+
+
+class TestTokenCommand:
+    def test_help_documents_it(self, capsys):
+        with pytest.raises(SystemExit):
+            _parser().parse_args(["speak", "--help"])
+        text = capsys.readouterr().out
+        assert "--token-command CMD" in text and "refresh" in text and "reconnect" in text
+
+    def test_the_last_stdout_line_is_the_token(self):
+        assert asyncio.run(run_token_command("echo '# note'; echo; echo ' a.b.c '; echo")) == "a.b.c"
+
+    @pytest.mark.parametrize("command,why", [
+        ("echo oops >&2; exit 2", "exit status 2: oops"),
+        ("true", "it printed nothing"),
+    ])
+    def test_failures_say_why(self, command, why):
+        with pytest.raises(RuntimeError, match=why):
+            asyncio.run(run_token_command(command))
+
+    def test_a_hanging_command_times_out(self):
+        with pytest.raises(RuntimeError, match="no token after"):
+            asyncio.run(run_token_command("sleep 30", timeout=0.5))
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+class TestMakeSpeak:
+    def dry_run(self, *args):
+        result = subprocess.run(["make", "-n", "speak", *args], cwd=ROOT, capture_output=True,
+                                text=True, timeout=60, check=True)
+        return result.stdout.strip().splitlines()[-1]
+
+    def test_without_token_speak_mints_its_own_for_every_connection(self):
+        line = self.dry_run("USER=bob")
+        assert "--token-command" in line and "-m local_stack token bob" in line
+        assert "BROADCAST_TOKEN= " in line  # a stale exported token does not win
+
+    def test_a_given_token_is_used(self):
+        line = self.dry_run("TOKEN=abc.def.ghi")
+        assert 'BROADCAST_TOKEN="abc.def.ghi"' in line and "--token-command" not in line
