@@ -173,6 +173,38 @@ class TestClients:
                     process.stdout.close()
                     process.stderr.close()
 
+    def test_ctrl_c_on_speak_ends_the_session_even_with_a_reconnect_grace(self, make_stack_process):
+        """With SPEAKER_RECONNECT_GRACE_SECONDS > 0, Ctrl-C on speak still ends the session
+        (speakerEnded) at once: the client waits for sessionEnded before closing, so its
+        $disconnect cannot start the grace first."""
+        stack = make_stack_process(SPEAKER_RECONNECT_GRACE_SECONDS="30")
+        env = {**os.environ, "BROADCAST_URL": stack.ws, "BROADCAST_TOKEN": stack.token("alice")}
+        speaker = subprocess.Popen([sys.executable, "-m", "broadcast_client", "--heartbeat-interval", "0.5",
+                                    "speak"], cwd=ROOT,
+                                   env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        try:
+            line, _ = read_until(speaker, lambda l: l.startswith("session id:"))
+            session_id = line.split(":", 1)[1].strip()
+            with stack.connect(action="joinSession", sessionId=session_id, targetLanguage="es") as listener:
+                assert json.loads(listener.recv(timeout=5))["type"] == "sessionJoined"
+                speaker.send_signal(signal.SIGINT)
+                received = []
+                with pytest.raises(ConnectionClosed):
+                    while True:
+                        received.append(json.loads(listener.recv(timeout=10)))
+            types = [m["type"] for m in received]
+            assert "speakerDisconnected" not in types, types
+            assert [m["reason"] for m in received if m["type"] == "sessionEnded"] == ["speakerEnded"]
+            read_until(speaker, lambda l: '"sessionEnded"' in l)
+            assert speaker.wait(10) == 0
+        finally:
+            if speaker.poll() is None:
+                speaker.kill()
+                speaker.wait()
+            speaker.stdout.close()
+            speaker.stderr.close()
+
     def test_make_token_prints_the_token_last(self, tmp_path):
         """`make token USER=alice` prints a token alone on its last stdout line."""
         stamp = ROOT / ".venv" / ".installed"
