@@ -62,8 +62,11 @@ class TestTokenCommand:
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 class TestMakeSpeak:
     def dry_run(self, *args):
-        result = subprocess.run(["make", "-n", "speak", *args], cwd=ROOT, capture_output=True,
-                                text=True, timeout=60, check=True)
+        # Run as a user would, not as a sub-make of `make test` (which would print
+        # "Entering/Leaving directory" lines and pass down its own flags).
+        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+        result = subprocess.run(["make", "--no-print-directory", "-n", "speak", *args], cwd=ROOT,
+                                capture_output=True, text=True, timeout=60, check=True, env=env)
         return result.stdout.strip().splitlines()[-1]
 
     def test_without_token_speak_mints_its_own_for_every_connection(self):
