@@ -543,14 +543,3 @@ class Lifecycle:
         unless the 410 may only mean it is still inside its ``$connect``."""
         if not liveness.may_be_connecting(connection, self._now_ms(), self._config):
             self.connection_left(connection, api)
-
-    def _send_or_forget(self, connection: Connection, message: dict, api: ConnectionsApi) -> bool:
-        """Send; a connection found gone is cleaned up as if it had disconnected."""
-        try:
-            if api.send(connection.connection_id, message):
-                return True
-        except DeliveryFailed as exc:
-            logger.warning("send to %s failed: %s", connection.connection_id, exc)
-            return False
-        self.forget(connection, api)
-        return False

@@ -482,11 +482,6 @@ class Store:
         old = response.get("Attributes")
         return Connection.from_item(self._plain(old)) if old else None
 
-    def remove_connection(self, connection: Connection) -> bool:
-        if connection.role == LISTENER:
-            return self.remove_listener(connection)
-        return self.delete_connection(connection.connection_id) is not None
-
     # -- broadcast ---------------------------------------------------------------
 
     def next_sequence_numbers(self, session_id: str, languages) -> dict:

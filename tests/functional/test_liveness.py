@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.functional.conftest import join
+from tests.support.harness import Context
 
 
 @pytest.fixture
@@ -232,11 +233,11 @@ class TestOrphansAndExpiry:
         join(gateway, session_id)
         gateway.runtime.clock.advance(11)  # past the "may still be connecting" window
         gateway.vanish(gone)
-        connection = store.get_connection(gone)
-        lifecycle = gateway.runtime.lifecycle
-        api = gateway.runtime.connections_api("x")
+        event = {"sessionId": session_id, "data": {"x": 1}}
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda _: lifecycle._send_or_forget(connection, {"type": "x"}, api), range(8)))
+            results = list(pool.map(lambda _: gateway.app.publish(event, Context()), range(8)))
+        assert all(r["gone"] <= 1 for r in results) and sum(r["gone"] for r in results) >= 1
+        assert store.get_connection(gone) is None
         assert store.get_session(session_id).listener_count == 1
 
 
