@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 # How long ended sessions are re-checked for listeners a release missed (an index
 # read that lagged behind a join, a failed close, a Lambda that died midway).
 RELEASE_RECHECK_MS = 10 * 60 * 1000
+_SPEAKER_PRESENT, _SPEAKER_ABSENT, _SPEAKER_GONE = "present", "absent", "gone"
 # Stop starting new sessions this long before the Lambda's own timeout.
 _TIME_RESERVE_SECONDS = 5
 
@@ -105,7 +106,9 @@ class Sweeper:
             if self._lifecycle.end_session(session.session_id, EXPIRED, self._api):
                 report.ended += 1
             return
-        if self._speaker_is_gone(session, now):
+        speaker = self._store.get_connection(session.speaker_connection_id)
+        verdict = self._check_speaker(session, speaker, now)
+        if verdict == _SPEAKER_GONE:
             if self._lifecycle.end_session(
                 session.session_id,
                 SPEAKER_DISCONNECTED,
@@ -114,41 +117,40 @@ class Sweeper:
             ):
                 report.ended += 1
             return
-        speaker = self._store.get_connection(session.speaker_connection_id)
         connections = list(self._store.listeners(session.session_id))
-        if speaker is not None:
+        if verdict == _SPEAKER_PRESENT:
             connections.append(speaker)
         for connection in connections:
             self._judge(connection, now, report)
 
-    def _speaker_is_gone(self, session: Session, now: float) -> bool:
-        """True once the speaker has been gone for the whole grace period."""
+    def _check_speaker(self, session: Session, speaker, now: float) -> str:
+        """Present, absent (within its reconnect grace), or gone for good."""
         grace = self._config.speaker_reconnect_grace_seconds
         if session.speaker_disconnected_at is not None:
-            return now * 1000 - session.speaker_disconnected_at >= grace * 1000
+            waited = now * 1000 - session.speaker_disconnected_at >= grace * 1000
+            return _SPEAKER_GONE if waited else _SPEAKER_ABSENT
         speaker_id = session.speaker_connection_id
-        speaker = self._store.get_connection(speaker_id)
         if speaker is not None and liveness.may_be_connecting(speaker, int(now * 1000), self._config):
             # API Gateway answers 410 for a connection still inside its $connect:
             # that is not a speaker gone.
-            return False
+            return _SPEAKER_PRESENT
         try:
             present = speaker is not None and self._api.exists(speaker_id)
         except DeliveryFailed as exc:
             logger.warning("probing speaker %s failed: %s", speaker_id, exc)
-            return False
+            return _SPEAKER_PRESENT if speaker is not None else _SPEAKER_ABSENT
         if present:
-            return False
+            return _SPEAKER_PRESENT
         # Gone without a $disconnect (lost event): from now on it is a disconnect.
         if grace <= 0:
             if speaker is not None:
                 self._store.delete_connection(speaker_id)
-            return True
+            return _SPEAKER_GONE
         if speaker is not None:
             self._lifecycle.connection_left(speaker, self._api)  # starts the grace
         else:
             self._store.mark_speaker_disconnected(session.session_id, speaker_id, int(now * 1000))
-        return False
+        return _SPEAKER_ABSENT
 
     def _judge(self, connection, now: float, report: SweepReport) -> None:
         verdict = liveness.judge(connection, int(now * 1000), self._config)
