@@ -56,6 +56,13 @@ class ConnectionsApi:
         data = message if isinstance(message, bytes) else encode(message)
         return self._call("post_to_connection", connection_id, Data=data)
 
+    def say_and_close(self, connection_id: str, message: dict) -> bool:
+        """Send a last message, then close; False if the connection was gone."""
+        if not self.send(connection_id, message):
+            return False
+        self.close(connection_id)
+        return True
+
     def exists(self, connection_id: str) -> bool:
         """Whether the gateway still holds this socket (GET @connections/{id})."""
         return self._call("get_connection", connection_id)

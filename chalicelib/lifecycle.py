@@ -461,8 +461,7 @@ class Lifecycle:
         self.release_listeners(session.session_id, reason, api)
         speaker_id = session.speaker_connection_id
         try:
-            if api.send(speaker_id, messages.session_ended(self._clock(), session.session_id, reason)):
-                api.close(speaker_id)
+            api.say_and_close(speaker_id, messages.session_ended(self._clock(), session.session_id, reason))
         except DeliveryFailed as exc:
             logger.warning("closing speaker %s failed: %s", speaker_id, exc)
         self._store.delete_connection(speaker_id)
@@ -531,8 +530,7 @@ class Lifecycle:
         """Close a connection ourselves, saying why first, and clean up at once
         (the ``$disconnect`` that follows finds nothing left to do)."""
         try:
-            if api.send(connection.connection_id, messages.connection_closed(self._clock(), reason)):
-                api.close(connection.connection_id)
+            api.say_and_close(connection.connection_id, messages.connection_closed(self._clock(), reason))
         except DeliveryFailed as exc:
             logger.warning("closing %s failed: %s", connection.connection_id, exc)
             return  # keep the row; the next sweep tries again
