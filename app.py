@@ -2,20 +2,18 @@
 
 Wiring only: each handler reads its event and calls one method in chalicelib.
 Configuration is read and validated here, once, at cold start.
+
+Where is a message handled? ``$default`` goes to ``chalicelib/router.py``, whose
+action table names the handler of every action.
 """
 
 from chalice import Chalice
 
-from chalicelib.authorizer import authorize
-from chalicelib.events import (
-    authorizer_user_id,
-    endpoint_for,
-    query_parameters,
-    source_ip,
-)
-from chalicelib.lifecycle import ConnectRequest, Welcome
-from chalicelib.responses import connect_accepted, connect_refusal
+from chalicelib.admission import ConnectRequest, Welcome
+from chalicelib.auth.authorizer import authorize
 from chalicelib.runtime import Runtime
+from chalicelib.wire.events import authorizer_user_id, endpoint_for, query_parameters, source_ip
+from chalicelib.wire.responses import connect_accepted, connect_refusal
 
 app = Chalice(app_name="broadcast")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -34,7 +32,7 @@ def authorizer(event, context):
 def on_ws_connect(event):
     raw = event.to_dict()
     try:
-        runtime.lifecycle.connect(
+        runtime.admission.connect(
             ConnectRequest(
                 connection_id=event.connection_id,
                 query=query_parameters(raw),
@@ -51,28 +49,29 @@ def on_ws_connect(event):
 @app.lambda_function(name="deliver_welcome")
 def deliver_welcome(event, context):
     """Invoked asynchronously by $connect: sends the connection's first message."""
-    return {"delivered": runtime.lifecycle.deliver_welcome(Welcome.from_payload(event))}
+    return {"delivered": runtime.admission.deliver_welcome(Welcome.from_payload(event))}
 
 
 @app.lambda_function(name="publish")
 def publish(event, context):
     """Fan-out for other services: {sessionId, targetLanguage?, type?, data}."""
-    return runtime.broadcaster.publish_request(
+    return runtime.publisher.publish_request(
         event, runtime.configured_connections_api("publish")
     )
 
 
 @app.on_ws_message()
 def on_ws_message(event):
-    runtime.lifecycle.handle_message(
+    runtime.router.handle_message(
         event.connection_id, event.body, endpoint_for(event.to_dict(), runtime.config)
     )
 
 
 @app.on_ws_disconnect()
 def on_ws_disconnect(event):
-    runtime.lifecycle.disconnect(
-        event.connection_id, endpoint_for(event.to_dict(), runtime.config)
+    runtime.departures.disconnect(
+        event.connection_id,
+        runtime.connections_api(endpoint_for(event.to_dict(), runtime.config)),
     )
 
 

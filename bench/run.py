@@ -58,10 +58,11 @@ def bench_cold_import() -> None:
 
 
 def bench_pure() -> None:
-    from chalicelib import ids, liveness
+    from chalicelib import liveness
+    from chalicelib.wire import ids
     from chalicelib.config import Config
-    from chalicelib.records import Connection
-    from chalicelib.requests import parse_connect, parse_message
+    from chalicelib.state.records import Connection
+    from chalicelib.wire.intents import parse_connect, parse_message
 
     config = Config.from_environ({})
     record("session id generate + validate", per_op(lambda: ids.is_valid_session_id(ids.generate_session_id()), 20000), "us/op")
@@ -74,7 +75,7 @@ def bench_pure() -> None:
                             last_seen_at=now, ttl=0, target_language="es")
     record("liveness verdict", per_op(lambda: liveness.judge(connection, now, config), 20000), "us/op")
 
-    from chalicelib.tokens import JwksCache, TokenVerifier
+    from chalicelib.auth.tokens import JwksCache, TokenVerifier
     from tests.support.tokens import AUDIENCE, ISSUER, Issuer
 
     issuer = Issuer()
@@ -87,8 +88,8 @@ def bench_pure() -> None:
 def bench_fanout() -> None:
     from chalicelib.connections_api import ConnectionsApi
     from chalicelib.fanout import fan_out
-    from chalicelib.messages import build, encode
-    from chalicelib.records import Connection
+    from chalicelib.wire.messages import build, encode
+    from chalicelib.state.records import Connection
 
     class NullClient:
         def post_to_connection(self, ConnectionId, Data):

@@ -63,8 +63,8 @@ class NoSink:
 class RelaySink:
     """AUDIO_SINK=relay: chunks go, untranslated, to every listener (local default)."""
 
-    def __init__(self, broadcaster) -> None:
-        self._broadcaster = broadcaster
+    def __init__(self, publisher) -> None:
+        self._publisher = publisher
 
     def accept(self, session, chunk: AudioChunk, api) -> None:
         payload = {"audioData": chunk.audio_data, "sourceLanguage": session.source_language}
@@ -72,7 +72,7 @@ class RelaySink:
             payload["speakerSequenceNumber"] = chunk.sequence_number
         if chunk.format:
             payload["format"] = chunk.format
-        self._broadcaster.publish(session.session_id, "audio", payload, api)
+        self._publisher.publish(session.session_id, "audio", payload, api)
 
 
 class KinesisSink:

@@ -1,32 +1,44 @@
 """Configuration, read from environment variables once at cold start.
 
-Every setting has a documented default (README, "Configuration"). Durations accept
-decimals so tests can shrink minutes to seconds. Invalid values raise
-:class:`ConfigError` naming the variable, which fails the cold start loudly instead
-of misbehaving later.
+Each setting is declared once, as a field of :class:`Config`: its environment
+variable, parser, default and documentation live together in the field's metadata.
+``Config.from_environ`` and the README's configuration table (checked by a test)
+are both derived from those declarations. Durations accept decimals so tests can
+shrink minutes to seconds. An invalid value raises :class:`ConfigError` naming the
+variable, which fails the cold start loudly instead of misbehaving later.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Callable, Mapping, Optional, Tuple, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Optional, Tuple
 
 import attrs
 
-from chalicelib.languages import DEFAULT_SUPPORTED_LANGUAGES, is_language_code
-
-T = TypeVar("T")
+from chalicelib.wire.languages import DEFAULT_SUPPORTED_LANGUAGES, is_language_code
 
 QUALITY_TIERS = ("standard", "premium")
 AUDIO_SINKS = ("none", "relay", "kinesis")
 TOKEN_USES = ("id", "access")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class ConfigError(ValueError):
     """A configuration variable is missing or malformed."""
 
 
-def _number(name: str, raw: str, *, minimum: float, integer: bool = False) -> float:
+# -- parsers: (variable name, stripped raw value) -> value ----------------------------
+
+
+def text(_name: str, raw: str) -> str:
+    return raw
+
+
+def url(_name: str, raw: str) -> str:
+    return raw.rstrip("/")
+
+
+def _number(name: str, raw: str, *, minimum: float, integer: bool) -> float:
     try:
         value = int(raw) if integer else float(raw)
     except ValueError:
@@ -37,7 +49,25 @@ def _number(name: str, raw: str, *, minimum: float, integer: bool = False) -> fl
     return value
 
 
-def _languages(name: str, raw: str) -> Tuple[str, ...]:
+def number(minimum: float) -> Callable[[str, str], float]:
+    return lambda name, raw: _number(name, raw, minimum=minimum, integer=False)
+
+
+def integer(minimum: int) -> Callable[[str, str], int]:
+    return lambda name, raw: int(_number(name, raw, minimum=minimum, integer=True))
+
+
+def choice(*choices: str, upper: bool = False) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.upper() if upper else raw
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def languages(name: str, raw: str) -> Tuple[str, ...]:
     codes = tuple(dict.fromkeys(c.strip() for c in raw.split(",") if c.strip()))
     if not codes:
         raise ConfigError(f"{name} must list at least one language code, got {raw!r}")
@@ -49,47 +79,104 @@ def _languages(name: str, raw: str) -> Tuple[str, ...]:
     return codes
 
 
-def _choice(name: str, raw: str, choices: Tuple[str, ...]) -> str:
-    if raw not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
-    return raw
+POSITIVE = number(0.001)
+
+
+def setting(env: str, default: Any, parse: Callable[[str, str], Any], doc: str, *,
+            shown_default: Optional[str] = None):
+    """A configuration field: read from ``env`` with ``parse``; unset or blank means
+    ``default``. ``shown_default`` is how the README shows a default that is not
+    simply the value (a derived or empty one)."""
+    return attrs.field(
+        default=default,
+        metadata={"env": env, "parse": parse, "doc": doc, "shown_default": shown_default},
+    )
 
 
 @attrs.frozen(kw_only=True)
 class Config:
-    sessions_table: str = "Sessions"
-    connections_table: str = "Connections"
-    rate_limits_table: str = "RateLimits"
+    sessions_table: str = setting("SESSIONS_TABLE", "Sessions", text, "sessions table")
+    connections_table: str = setting(
+        "CONNECTIONS_TABLE", "Connections", text, "connections table")
+    rate_limits_table: str = setting(
+        "RATE_LIMITS_TABLE", "RateLimits", text, "rate limits table")
 
-    session_max_duration_hours: float = 2.0
-    max_listeners_per_session: int = 500
-    connection_refresh_minutes: float = 100.0
-    connection_warning_minutes: float = 105.0
-    connection_max_duration_minutes: float = 120.0
-    heartbeat_interval_seconds: float = 30.0
-    heartbeat_timeout_seconds: float = 90.0
-    speaker_reconnect_grace_seconds: float = 0.0
+    session_max_duration_hours: float = setting(
+        "SESSION_MAX_DURATION_HOURS", 2.0, POSITIVE,
+        "session lifetime (`expiresAt`); a speaker refresh extends it by as much again")
+    max_listeners_per_session: int = setting(
+        "MAX_LISTENERS_PER_SESSION", 500, integer(1),
+        "capacity; joins past it get `SESSION_FULL`")
+    connection_refresh_minutes: float = setting(
+        "CONNECTION_REFRESH_MINUTES", 100.0, POSITIVE,
+        "connection age at which `connectionRefreshRequired` is sent, once")
+    connection_warning_minutes: float = setting(
+        "CONNECTION_WARNING_MINUTES", 105.0, POSITIVE,
+        "age at which `connectionWarning` is sent, once")
+    connection_max_duration_minutes: float = setting(
+        "CONNECTION_MAX_DURATION_MINUTES", 120.0, POSITIVE,
+        "age at which the server closes the connection (`maxDuration`)")
+    heartbeat_interval_seconds: float = setting(
+        "HEARTBEAT_INTERVAL_SECONDS", 30.0, POSITIVE, "how often clients should heartbeat")
+    heartbeat_timeout_seconds: float = setting(
+        "HEARTBEAT_TIMEOUT_SECONDS", 90.0, POSITIVE,
+        "silence after which a connection is closed (`heartbeatTimeout`)")
+    speaker_reconnect_grace_seconds: float = setting(
+        "SPEAKER_RECONNECT_GRACE_SECONDS", 0.0, number(0),
+        "how long a session waits for its dropped speaker to come back (0: ends at once)")
 
-    supported_languages: Tuple[str, ...] = DEFAULT_SUPPORTED_LANGUAGES
+    supported_languages: Tuple[str, ...] = setting(
+        "SUPPORTED_LANGUAGES", DEFAULT_SUPPORTED_LANGUAGES, languages,
+        "ISO 639-1 codes both Amazon Translate and Polly neural voices support",
+        shown_default=f"`{','.join(DEFAULT_SUPPORTED_LANGUAGES)}`")
 
-    token_issuer: str = ""
-    token_audience: str = ""
-    token_use: str = "id"
-    jwks_url: str = ""
-    jwks_refetch_cooldown_seconds: float = 300.0
+    token_issuer: str = setting(
+        "TOKEN_ISSUER", "", text,
+        "Cognito issuer, `https://cognito-idp.{region}.amazonaws.com/{userPoolId}`",
+        shown_default="empty (no speaker can connect)")
+    token_audience: str = setting(
+        "TOKEN_AUDIENCE", "", text, "Cognito app client id", shown_default="empty")
+    token_use: str = setting(
+        "TOKEN_USE", "id", choice(*TOKEN_USES),
+        "`id` (checks `aud`) or `access` (checks `client_id`)")
+    jwks_url: str = setting(
+        "JWKS_URL", "", text, "where signing keys are fetched",
+        shown_default="`${TOKEN_ISSUER}/.well-known/jwks.json`")
+    jwks_refetch_cooldown_seconds: float = setting(
+        "JWKS_REFETCH_COOLDOWN_SECONDS", 300.0, number(0),
+        "at most one JWKS refetch per period for unknown key ids")
 
-    management_api_url: Optional[str] = None
-    welcome_function_name: str = "deliver_welcome"
-    welcome_delivery_timeout_seconds: float = 5.0
+    management_api_url: Optional[str] = setting(
+        "MANAGEMENT_API_URL", None, url,
+        "`@connections` endpoint; required by `sweep` and `publish`",
+        shown_default="from the event: `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`")
+    welcome_function_name: str = setting(
+        "WELCOME_FUNCTION_NAME", "deliver_welcome", text,
+        "function `$connect` invokes for the first message")
+    welcome_delivery_timeout_seconds: float = setting(
+        "WELCOME_DELIVERY_TIMEOUT_SECONDS", 5.0, POSITIVE,
+        "how long the first message is retried while `$connect` completes")
 
-    rate_limit_connects_per_minute: int = 1000
-    rate_limit_sessions_per_hour: int = 20
+    rate_limit_connects_per_minute: int = setting(
+        "RATE_LIMIT_CONNECTS_PER_MINUTE", 1000, integer(0),
+        "connects per source address per minute (0: off); generous because a "
+        "congregation may share one NAT address")
+    rate_limit_sessions_per_hour: int = setting(
+        "RATE_LIMIT_SESSIONS_PER_HOUR", 20, integer(0),
+        "sessions one speaker may create per hour (0: off)")
 
-    audio_sink: str = "none"
-    audio_stream_name: str = ""
-    publish_concurrency: int = 16
+    audio_sink: str = setting(
+        "AUDIO_SINK", "none", choice(*AUDIO_SINKS),
+        "`none`, `relay` (to listeners, untranslated) or `kinesis`",
+        shown_default="`none` (`relay` in `make run`)")
+    audio_stream_name: str = setting(
+        "AUDIO_STREAM_NAME", "", text, "Kinesis stream for `AUDIO_SINK=kinesis`",
+        shown_default="empty")
+    publish_concurrency: int = setting(
+        "PUBLISH_CONCURRENCY", 16, integer(1), "parallel `@connections` posts in a fan-out")
 
-    log_level: str = "INFO"
+    log_level: str = setting(
+        "LOG_LEVEL", "INFO", choice(*LOG_LEVELS, upper=True), "`DEBUG`, `INFO`, `WARNING`, `ERROR`")
 
     def __attrs_post_init__(self) -> None:
         # The notices only make sense in this order; a warning after the forced close
@@ -137,82 +224,30 @@ class Config:
     @classmethod
     def from_environ(cls, environ: Optional[Mapping[str, str]] = None) -> "Config":
         env = os.environ if environ is None else environ
+        values = {}
+        for field in attrs.fields(cls):
+            raw = env.get(field.metadata["env"])
+            if raw is not None and raw.strip():
+                values[field.name] = field.metadata["parse"](field.metadata["env"], raw.strip())
+        return cls(**values)
 
-        def get(name: str, parse: Callable[[str, str], T], default: T) -> T:
-            raw = env.get(name)
-            if raw is None or raw.strip() == "":
-                return default
-            return parse(name, raw.strip())
 
-        def text(name: str, default: str) -> str:
-            return get(name, lambda _n, raw: raw, default)
+@attrs.frozen
+class Variable:
+    """One documented environment variable (for the README and Terraform checks)."""
 
-        def positive(name: str, default: float) -> float:
-            return get(name, lambda n, r: _number(n, r, minimum=0.001), default)
+    name: str
+    default: str
+    doc: str
 
-        return cls(
-            sessions_table=text("SESSIONS_TABLE", "Sessions"),
-            connections_table=text("CONNECTIONS_TABLE", "Connections"),
-            rate_limits_table=text("RATE_LIMITS_TABLE", "RateLimits"),
-            session_max_duration_hours=positive("SESSION_MAX_DURATION_HOURS", 2.0),
-            max_listeners_per_session=get(
-                "MAX_LISTENERS_PER_SESSION",
-                lambda n, r: int(_number(n, r, minimum=1, integer=True)),
-                500,
-            ),
-            connection_refresh_minutes=positive("CONNECTION_REFRESH_MINUTES", 100.0),
-            connection_warning_minutes=positive("CONNECTION_WARNING_MINUTES", 105.0),
-            connection_max_duration_minutes=positive(
-                "CONNECTION_MAX_DURATION_MINUTES", 120.0
-            ),
-            heartbeat_interval_seconds=positive("HEARTBEAT_INTERVAL_SECONDS", 30.0),
-            heartbeat_timeout_seconds=positive("HEARTBEAT_TIMEOUT_SECONDS", 90.0),
-            speaker_reconnect_grace_seconds=get(
-                "SPEAKER_RECONNECT_GRACE_SECONDS",
-                lambda n, r: _number(n, r, minimum=0),
-                0.0,
-            ),
-            supported_languages=get(
-                "SUPPORTED_LANGUAGES", _languages, DEFAULT_SUPPORTED_LANGUAGES
-            ),
-            token_issuer=text("TOKEN_ISSUER", ""),
-            token_audience=text("TOKEN_AUDIENCE", ""),
-            token_use=get("TOKEN_USE", lambda n, r: _choice(n, r, TOKEN_USES), "id"),
-            jwks_url=text("JWKS_URL", ""),
-            jwks_refetch_cooldown_seconds=get(
-                "JWKS_REFETCH_COOLDOWN_SECONDS",
-                lambda n, r: _number(n, r, minimum=0),
-                300.0,
-            ),
-            management_api_url=get(
-                "MANAGEMENT_API_URL", lambda _n, r: r.rstrip("/"), None
-            ),
-            welcome_function_name=text("WELCOME_FUNCTION_NAME", "deliver_welcome"),
-            welcome_delivery_timeout_seconds=positive(
-                "WELCOME_DELIVERY_TIMEOUT_SECONDS", 5.0
-            ),
-            rate_limit_connects_per_minute=get(
-                "RATE_LIMIT_CONNECTS_PER_MINUTE",
-                lambda n, r: int(_number(n, r, minimum=0, integer=True)),
-                1000,
-            ),
-            rate_limit_sessions_per_hour=get(
-                "RATE_LIMIT_SESSIONS_PER_HOUR",
-                lambda n, r: int(_number(n, r, minimum=0, integer=True)),
-                20,
-            ),
-            audio_sink=get("AUDIO_SINK", lambda n, r: _choice(n, r, AUDIO_SINKS), "none"),
-            audio_stream_name=text("AUDIO_STREAM_NAME", ""),
-            publish_concurrency=get(
-                "PUBLISH_CONCURRENCY",
-                lambda n, r: int(_number(n, r, minimum=1, integer=True)),
-                16,
-            ),
-            log_level=get(
-                "LOG_LEVEL",
-                lambda n, r: _choice(
-                    n, r.upper(), ("DEBUG", "INFO", "WARNING", "ERROR")
-                ),
-                "INFO",
-            ),
-        )
+
+def variables() -> Iterator[Variable]:
+    """Every variable ``Config.from_environ`` reads, with its default as documented."""
+    for field in attrs.fields(Config):
+        shown = field.metadata["shown_default"]
+        if shown is None:
+            value = field.default
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            shown = f"`{value}`"
+        yield Variable(field.metadata["env"], shown, field.metadata["doc"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from chalicelib.messages import encode
+from chalicelib.wire.messages import encode
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 
 Each subclass carries the wire ``code`` and the HTTP ``status`` used when it refuses
 a ``$connect``; after the handshake the same code travels in an ``error`` message.
-They become responses in exactly one place (:mod:`chalicelib.responses`).
+They become replies in one place per kind of reply: :mod:`chalicelib.wire.responses`
+for a ``$connect`` refusal, :mod:`chalicelib.router` for an ``error`` message.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Optional, Union
 import attrs
 
 from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
-from chalicelib.records import Connection
+from chalicelib.state.records import Connection
 
 logger = logging.getLogger(__name__)
 

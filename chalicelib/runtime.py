@@ -1,8 +1,9 @@
 """Wiring: configuration, clients and services, built once per Lambda container.
 
 ``Runtime.from_environ()`` validates configuration at cold start; clients and
-services are created on first use so importing app.py stays fast and side-effect
-free.
+services are created on first use, so importing app.py stays fast and side-effect
+free, and each function builds only what it uses (the authorizer never builds a
+store, ``deliver_welcome`` never builds a router).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from functools import cached_property
 
 from chalicelib.aws import Clients
-from chalicelib.config import Config
+from chalicelib.config import Config, ConfigError
 from chalicelib.connections_api import ConnectionsApi
 
 
@@ -29,14 +30,28 @@ class Runtime:
         logging.getLogger("chalicelib").setLevel(config.log_level)
         return cls(config)
 
+    # -- I/O -------------------------------------------------------------------------
+
     @cached_property
     def store(self):
-        from chalicelib.store import Store
+        from chalicelib.state.store import Store
 
         return Store(self.clients.dynamodb(), self.config)
 
+    @cached_property
+    def rate_limiter(self):
+        from chalicelib.state.rate_limits import RateLimiter
+
+        return RateLimiter(self.clients.dynamodb(), self.config.rate_limits_table, self.clock)
+
     def connections_api(self, endpoint: str) -> ConnectionsApi:
         return ConnectionsApi(self.clients.management(endpoint))
+
+    def configured_connections_api(self, purpose: str) -> ConnectionsApi:
+        """For functions without a WebSocket event to derive the endpoint from."""
+        if not self.config.management_api_url:
+            raise ConfigError(f"MANAGEMENT_API_URL must be set for the {purpose} function")
+        return self.connections_api(self.config.management_api_url)
 
     def dispatch_welcome(self, welcome) -> None:
         """Hand the first message to ``deliver_welcome`` as an asynchronous Lambda
@@ -48,49 +63,79 @@ class Runtime:
         )
 
     @cached_property
-    def lifecycle(self):
-        from chalicelib.lifecycle import Lifecycle
+    def verifier(self):
+        from chalicelib.auth.tokens import TokenVerifier
 
-        return Lifecycle(
+        return TokenVerifier.from_config(self.config)
+
+    # -- services ----------------------------------------------------------------------
+
+    @cached_property
+    def departures(self):
+        from chalicelib.departures import Departures
+
+        return Departures(config=self.config, store=self.store, clock=self.clock)
+
+    @cached_property
+    def keepalive(self):
+        from chalicelib.keepalive import KeepAlive
+
+        return KeepAlive(config=self.config, store=self.store, departures=self.departures)
+
+    @cached_property
+    def admission(self):
+        from chalicelib.admission import Admission
+
+        return Admission(
             config=self.config,
             store=self.store,
+            departures=self.departures,
+            rate_limiter=self.rate_limiter,
             connections_api=self.connections_api,
             dispatch_welcome=self.dispatch_welcome,
-            broadcaster=self.broadcaster,
-            rate_limiter=self.rate_limiter,
             clock=self.clock,
         )
 
     @cached_property
-    def rate_limiter(self):
-        from chalicelib.rate_limits import RateLimiter
+    def publisher(self):
+        from chalicelib.publisher import Publisher
 
-        return RateLimiter(self.clients.dynamodb(), self.config.rate_limits_table, self.clock)
+        return Publisher(
+            config=self.config, store=self.store, departures=self.departures, clock=self.clock
+        )
 
     @cached_property
-    def broadcaster(self):
+    def audio_sink(self):
         from chalicelib import audio
-        from chalicelib.broadcast import Broadcaster
 
-        broadcaster = Broadcaster(config=self.config, store=self.store, clock=self.clock)
         sink = self.config.audio_sink
         if sink == "relay":
-            broadcaster.audio_sink = audio.RelaySink(broadcaster)
-        elif sink == "kinesis":
-            broadcaster.audio_sink = audio.KinesisSink(
+            return audio.RelaySink(self.publisher)
+        if sink == "kinesis":
+            return audio.KinesisSink(
                 self.clients.client("kinesis"), self.config.audio_stream_name, self.clock
             )
-        else:
-            broadcaster.audio_sink = audio.NoSink()
-        return broadcaster
+        return audio.NoSink()
 
-    def configured_connections_api(self, purpose: str) -> ConnectionsApi:
-        """For functions without a WebSocket event to derive the endpoint from."""
-        from chalicelib.config import ConfigError
+    @cached_property
+    def router(self):
+        from chalicelib.broadcast import BroadcastActions
+        from chalicelib.router import Router
 
-        if not self.config.management_api_url:
-            raise ConfigError(f"MANAGEMENT_API_URL must be set for the {purpose} function")
-        return self.connections_api(self.config.management_api_url)
+        return Router(
+            store=self.store,
+            admission=self.admission,
+            departures=self.departures,
+            keepalive=self.keepalive,
+            broadcast=BroadcastActions(
+                config=self.config,
+                store=self.store,
+                publisher=self.publisher,
+                audio_sink=self.audio_sink,
+            ),
+            connections_api=self.connections_api,
+            clock=self.clock,
+        )
 
     @cached_property
     def sweeper(self):
@@ -99,13 +144,8 @@ class Runtime:
         return Sweeper(
             config=self.config,
             store=self.store,
-            lifecycle=self.lifecycle,
+            departures=self.departures,
+            keepalive=self.keepalive,
             api=self.configured_connections_api("sweep"),
             clock=self.clock,
         )
-
-    @cached_property
-    def verifier(self):
-        from chalicelib.tokens import TokenVerifier
-
-        return TokenVerifier.from_config(self.config)

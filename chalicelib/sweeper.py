@@ -25,9 +25,10 @@ import attrs
 
 from chalicelib import liveness
 from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
-from chalicelib.lifecycle import EXPIRED, SPEAKER_DISCONNECTED, Lifecycle
-from chalicelib.records import Session
-from chalicelib.store import Store
+from chalicelib.departures import EXPIRED, SPEAKER_DISCONNECTED, Departures
+from chalicelib.keepalive import KeepAlive
+from chalicelib.state.records import Session
+from chalicelib.state.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +60,15 @@ class Sweeper:
         *,
         config,
         store: Store,
-        lifecycle: Lifecycle,
+        departures: Departures,
+        keepalive: KeepAlive,
         api: ConnectionsApi,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
         self._store = store
-        self._lifecycle = lifecycle
+        self._departures = departures
+        self._keepalive = keepalive
         self._api = api
         self._clock = clock
 
@@ -90,7 +93,7 @@ class Sweeper:
             if seconds_left is not None and seconds_left() < _TIME_RESERVE_SECONDS:
                 break
             try:
-                result = self._lifecycle.release_listeners(
+                result = self._departures.release_listeners(
                     session.session_id, session.ended_reason or "ended", self._api
                 )
                 report.released += result.delivered + result.gone
@@ -103,13 +106,13 @@ class Sweeper:
     def _sweep_session(self, session: Session, report: SweepReport) -> None:
         now = self._clock()
         if session.expires_at <= now:
-            if self._lifecycle.end_session(session.session_id, EXPIRED, self._api):
+            if self._departures.end_session(session.session_id, EXPIRED, self._api):
                 report.ended += 1
             return
         speaker = self._store.get_connection(session.speaker_connection_id)
         verdict = self._check_speaker(session, speaker, now)
         if verdict == _SPEAKER_GONE:
-            if self._lifecycle.end_session(
+            if self._departures.end_session(
                 session.session_id,
                 SPEAKER_DISCONNECTED,
                 self._api,
@@ -147,7 +150,7 @@ class Sweeper:
                 self._store.delete_connection(speaker_id)
             return _SPEAKER_GONE
         if speaker is not None:
-            self._lifecycle.connection_left(speaker, self._api)  # starts the grace
+            self._departures.connection_left(speaker, self._api)  # starts the grace
         else:
             self._store.mark_speaker_disconnected(session.session_id, speaker_id, int(now * 1000))
         return _SPEAKER_ABSENT
@@ -155,8 +158,8 @@ class Sweeper:
     def _judge(self, connection, now: float, report: SweepReport) -> None:
         verdict = liveness.judge(connection, int(now * 1000), self._config)
         if verdict.close_reason:
-            self._lifecycle.close_connection(connection, verdict.close_reason, self._api)
+            self._departures.close_connection(connection, verdict.close_reason, self._api)
             report.closed += 1
         elif verdict.notices:
-            self._lifecycle.send_notices(connection, verdict.notices, self._api, now)
+            self._keepalive.send_notices(connection, verdict.notices, self._api, now)
             report.notices += len(verdict.notices)

@@ -17,10 +17,10 @@ import os
 import re
 import time
 import uuid
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import attrs
-from websockets.frames import Close, CloseCode, Opcode
+from websockets.frames import CloseCode, Opcode
 from websockets.protocol import Protocol, Side
 from websockets.protocol import State as WsState
 

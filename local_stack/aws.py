@@ -132,11 +132,11 @@ class EmbeddedMoto:
             server._thread.join(10)
 
 
-def create_tables(environ: Mapping[str, str], schema_module: str = "chalicelib.schema",
+def create_tables(environ: Mapping[str, str], schema_module: str = "chalicelib.state.schema",
                   config_module: str = "chalicelib.config") -> Optional[List[str]]:
     """Create the app's tables where missing, from the app's own schema.
 
-    Uses ``chalicelib.schema.ensure_tables(dynamodb_client, config)``: the one
+    Uses ``chalicelib.state.schema.ensure_tables(dynamodb_client, config)``: the one
     definition of the key schemas. Returns None when the app has no schema
     module (a fixture app, say).
     """

@@ -22,7 +22,6 @@ import time
 from typing import Any, Dict, Optional, Set, Tuple
 
 from aiohttp import web
-from multidict import CIMultiDict
 from websockets.frames import CloseCode
 
 from . import apigw

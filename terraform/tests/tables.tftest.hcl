@@ -1,5 +1,5 @@
 # Plan-level checks of modules/tables: keys, GSIs and TTL attributes are the
-# names the app uses (docs/design-contract.md, chalicelib/schema.py).
+# names the app uses (docs/design-contract.md, chalicelib/state/schema.py).
 
 mock_provider "aws" {
   override_during = plan

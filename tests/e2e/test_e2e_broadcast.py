@@ -32,7 +32,7 @@ from botocore.config import Config
 from websockets.sync.client import connect
 
 from broadcast_client.protocol import ClientProtocol, Print, Role, tone_pcm16
-from chalicelib.schema import CONNECTIONS_SESSION_INDEX
+from chalicelib.state.schema import CONNECTIONS_SESSION_INDEX
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSIONS_TABLE, CONNECTIONS_TABLE = "Sessions", "Connections"  # the app's defaults

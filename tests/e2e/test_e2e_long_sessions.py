@@ -38,7 +38,7 @@ from botocore.config import Config
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from chalicelib.schema import CONNECTIONS_SESSION_INDEX
+from chalicelib.state.schema import CONNECTIONS_SESSION_INDEX
 
 ROOT = Path(__file__).resolve().parents[2]
 

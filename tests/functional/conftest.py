@@ -4,8 +4,8 @@ from moto import mock_aws
 
 import app as app_module
 from chalicelib.config import Config
-from chalicelib.schema import ensure_tables
-from chalicelib.tokens import JwksCache, TokenVerifier
+from chalicelib.state.schema import ensure_tables
+from chalicelib.auth.tokens import JwksCache, TokenVerifier
 from tests.support.harness import Gateway
 from tests.support.tokens import AUDIENCE, ISSUER, Issuer
 

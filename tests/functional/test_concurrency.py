@@ -54,10 +54,10 @@ class TestConcurrency:
 
     def test_concurrent_session_creation_never_shares_an_id(self, gateway, issuer, store, monkeypatch):
         """Speakers racing for the same candidate id each end up with their own session."""
-        import chalicelib.lifecycle as lifecycle
+        import chalicelib.admission as admission
 
         candidates = ["faithful-shepherd-%d" % n for n in range(100, 110)]
-        monkeypatch.setattr(lifecycle, "candidate_ids", lambda rng=None: iter(candidates))
+        monkeypatch.setattr(admission, "candidate_ids", lambda rng=None: iter(candidates))
         tokens = [issuer.token(f"user-{i}") for i in range(8)]
         query = {"action": "createSession", "sourceLanguage": "en"}
         with ThreadPoolExecutor(max_workers=8) as pool:

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from chalicelib.ids import is_valid_session_id
+from chalicelib.wire.ids import is_valid_session_id
 from tests.functional.conftest import LANG_QUERY, join
 
 
@@ -33,9 +33,9 @@ class TestCreate:
         """When a candidate id is taken, the next candidate is claimed, not overwritten."""
         status, _, first = gateway.connect({**LANG_QUERY, "token": issuer.token("alice")})
         taken = gateway.last(first)["sessionId"]
-        import chalicelib.lifecycle as lifecycle
+        import chalicelib.admission as admission
 
-        monkeypatch.setattr(lifecycle, "candidate_ids", lambda rng=None: iter([taken, "gracious-temple-777"]))
+        monkeypatch.setattr(admission, "candidate_ids", lambda rng=None: iter([taken, "gracious-temple-777"]))
         status, _, second = gateway.connect({**LANG_QUERY, "token": issuer.token("bob")})
         assert status == 200
         assert gateway.last(second)["sessionId"] == "gracious-temple-777"
@@ -45,9 +45,9 @@ class TestCreate:
         """Ten taken candidates: 503, and no connection row is left behind."""
         status, _, first = gateway.connect({**LANG_QUERY, "token": issuer.token("alice")})
         taken = gateway.last(first)["sessionId"]
-        import chalicelib.lifecycle as lifecycle
+        import chalicelib.admission as admission
 
-        monkeypatch.setattr(lifecycle, "candidate_ids", lambda rng=None: iter([taken] * 10))
+        monkeypatch.setattr(admission, "candidate_ids", lambda rng=None: iter([taken] * 10))
         status, body, cid = gateway.connect({**LANG_QUERY, "token": issuer.token("bob")})
         assert status == 503 and body["code"] == "SERVICE_UNAVAILABLE"
         assert store.get_connection(cid) is None
@@ -229,11 +229,11 @@ class TestRecovery:
         assert store.get_connection(cid) is None
         assert store.get_session(session_id).listener_count == 0
 
-    def test_transaction_conflicts_are_retried(self, store, monkeypatch):
+    def test_transaction_conflicts_are_retried(self, gateway, store, monkeypatch):
         """A TransactionConflict cancellation is retried, not turned into a 503."""
         from botocore.exceptions import ClientError
 
-        client = store._client
+        client = gateway.runtime.clients.dynamodb()  # the store's client
         real = client.transact_write_items
         failures = {"left": 2}
 
@@ -248,7 +248,7 @@ class TestRecovery:
             return real(**kwargs)
 
         monkeypatch.setattr(client, "transact_write_items", conflicted)
-        from chalicelib.records import Connection, Session
+        from chalicelib.state.records import Connection, Session
 
         session = Session(session_id="gracious-temple-777", speaker_user_id="u", speaker_connection_id="s=",
                           source_language="en", quality_tier="standard", status="active", listener_count=0,
@@ -265,7 +265,7 @@ class TestRefresh:
         """A speaker refresh points the session at the new connection and extends expiresAt."""
         old_cid, session_id = speaker
         before = store.get_session(session_id)
-        time.sleep(1.1)
+        gateway.runtime.clock.advance(60)
         status, _, new_cid = gateway.connect(
             {"action": "refreshConnection", "sessionId": session_id, "role": "speaker", "token": issuer.token("alice")}
         )
@@ -276,7 +276,7 @@ class TestRefresh:
         assert complete["sourceLanguage"] == "en" and "targetLanguage" not in complete
         after = store.get_session(session_id)
         assert after.speaker_connection_id == new_cid
-        assert after.expires_at > before.expires_at
+        assert after.expires_at >= before.expires_at + 60
 
     def test_closing_the_replaced_speaker_connection_ends_nothing(self, gateway, speaker, issuer, store):
         """After a refresh, the old speaker socket closing leaves the session active."""

@@ -105,14 +105,15 @@ class TestNotices:
         assert warning["remainingMinutes"] == pytest.approx(5, abs=0.1)
         assert len(gateway.received(speaker_cid, "connectionRefreshRequired")) == 1
 
+    @pytest.mark.parametrize("backend", ["server"])  # real overlap: requests over HTTP
     def test_racing_heartbeats_and_sweeps_send_once(self, gateway, speaker, clock):
         """Heartbeats and sweeps racing still produce exactly one notice of each kind."""
         _, session_id = speaker
         _, _, cid = join(gateway, session_id)
         clock.advance(15 * 60 + 1)
-        lifecycle = gateway.runtime.lifecycle
+        router = gateway.runtime.router
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda i: lifecycle.handle_message(cid, '{"action":"heartbeat"}', "x")
+            list(pool.map(lambda i: router.handle_message(cid, '{"action":"heartbeat"}', "x")
                           if i % 2 else gateway.runtime.sweeper.sweep(), range(16)))
         assert len(gateway.received(cid, "connectionRefreshRequired")) == 1
         assert len(gateway.received(cid, "connectionWarning")) == 1
@@ -155,12 +156,12 @@ class TestOrphansAndExpiry:
         """Listeners a release missed are told and closed by the next sweep."""
         speaker_cid, session_id = speaker
         _, _, cid = join(gateway, session_id)
-        lifecycle = gateway.runtime.lifecycle
-        original = lifecycle.release_listeners
-        monkeypatch.setattr(lifecycle, "release_listeners", lambda *a, **k: None)
+        departures = gateway.runtime.departures
+        original = departures.release_listeners
+        monkeypatch.setattr(departures, "release_listeners", lambda *a, **k: None)
         gateway.send(speaker_cid, {"action": "endSession"})
         assert store.get_connection(cid) is not None  # the release "failed"
-        monkeypatch.setattr(lifecycle, "release_listeners", original)
+        monkeypatch.setattr(departures, "release_listeners", original)
         gateway.sweep()
         assert gateway.received(cid, "sessionEnded")[0]["reason"] == "speakerEnded"
         assert store.get_connection(cid) is None and gateway.closed[cid] == 1000
@@ -173,10 +174,9 @@ class TestOrphansAndExpiry:
         stale = store.get_session(session_id)
         gateway.connect({"action": "refreshConnection", "sessionId": session_id, "role": "speaker", "token": issuer.token("alice")})
         assert store.get_session(session_id).expires_at > stale.expires_at
-        lifecycle = gateway.runtime.lifecycle
-        from chalicelib.lifecycle import EXPIRED
+        from chalicelib.departures import EXPIRED
 
-        assert lifecycle.end_session(session_id, EXPIRED, gateway.runtime.connections_api("x")) is None
+        assert gateway.runtime.departures.end_session(session_id, EXPIRED, gateway.runtime.connections_api("x")) is None
         assert store.get_session(session_id).status == "active"
 
     def test_expired_session_is_ended_before_ttl(self, gateway, speaker, store, clock, config):

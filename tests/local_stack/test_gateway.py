@@ -14,7 +14,6 @@ import boto3
 import pytest
 from botocore.config import Config
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.frames import Frame, Opcode
 from websockets.sync.client import connect
 
 from local_stack import apigw

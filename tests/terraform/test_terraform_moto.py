@@ -236,12 +236,12 @@ class TestAppliedStack:
         assert groups["/aws/apigateway/broadcast-dev-websocket-api/dev/access"]["retentionInDays"] == 30
 
     def test_table_schemas_match_the_app_bootstrap(self, stack):
-        """chalicelib/schema.py's local bootstrap creates the same tables Terraform creates."""
+        """chalicelib/state/schema.py's local bootstrap creates the same tables Terraform creates."""
         try:
-            from chalicelib import schema
+            from chalicelib.state import schema
             from chalicelib.config import Config
         except ImportError as exc:
-            pytest.skip(f"chalicelib/schema.py is not importable yet ({exc})")
+            pytest.skip(f"chalicelib/state/schema.py is not importable yet ({exc})")
         ddb = stack.client("dynamodb")
         names = stack.outputs["table_names"]
         terraform_config = Config.from_environ({

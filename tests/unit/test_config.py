@@ -1,7 +1,7 @@
 import pytest
 
 from chalicelib.config import Config, ConfigError
-from chalicelib.languages import DEFAULT_SUPPORTED_LANGUAGES
+from chalicelib.wire.languages import DEFAULT_SUPPORTED_LANGUAGES
 
 
 class TestConfig:
@@ -68,3 +68,31 @@ class TestConfig:
             {"TOKEN_ISSUER": "https://issuer.example/pool", "JWKS_URL": "http://127.0.0.1:1/jwks"}
         )
         assert config.effective_jwks_url == "http://127.0.0.1:1/jwks"
+
+
+class TestDocumentation:
+    def test_readme_table_is_the_declared_settings(self):
+        """The README's configuration table lists exactly the variables Config reads,
+        with their declared defaults and meanings, in declaration order."""
+        from pathlib import Path
+
+        from chalicelib.config import variables
+
+        readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+        rows = [f"| `{v.name}` | {v.default} | {v.doc} |" for v in variables()]
+        table = "\n".join(["| variable | default | meaning |", "|---|---|---|", *rows]) + "\n\n"
+        assert table in readme
+
+    def test_every_declared_default_parses_to_itself(self):
+        """A documented default given explicitly yields the same configuration as
+        leaving the variable unset (the doc and the code cannot disagree)."""
+        import attrs
+
+        from chalicelib.config import variables
+
+        explicit = {}
+        for variable, field in zip(variables(), attrs.fields(Config)):
+            if field.default not in (None, "") and variable.default.startswith("`"):
+                explicit[variable.name] = variable.default.split("`")[1]
+        assert "SUPPORTED_LANGUAGES" in explicit and "MAX_LISTENERS_PER_SESSION" in explicit
+        assert Config.from_environ(explicit) == Config.from_environ({})

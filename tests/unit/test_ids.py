@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from chalicelib import ids, words
+from chalicelib.wire import ids, words
 
 
 class TestVocabulary:

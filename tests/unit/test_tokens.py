@@ -5,8 +5,8 @@ import time
 import jwt
 import pytest
 
-from chalicelib.authorizer import AuthorizerUnauthorized, authorize
-from chalicelib.tokens import InvalidToken, JwksCache, TokenVerifier
+from chalicelib.auth.authorizer import AuthorizerUnauthorized, authorize
+from chalicelib.auth.tokens import InvalidToken, JwksCache, TokenVerifier
 from tests.support.tokens import AUDIENCE, ISSUER, Issuer
 
 

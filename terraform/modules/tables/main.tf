@@ -1,7 +1,7 @@
 ################################################################################
 # Schema
 #
-# Mirrors chalicelib/schema.py (docs/design-contract.md, "DynamoDB"): keys,
+# Mirrors chalicelib/state/schema.py (docs/design-contract.md, "DynamoDB"): keys,
 # GSIs and TTL attributes are the app's, only the table names vary per stage.
 ################################################################################
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from chalicelib import errors
-from chalicelib.requests import (
+from chalicelib.wire.intents import (
     CreateIntent,
     JoinIntent,
     RefreshIntent,

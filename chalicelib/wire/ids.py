@@ -12,7 +12,7 @@ import re
 import secrets
 from typing import Iterator, Optional
 
-from chalicelib.words import ADJECTIVES, NOUNS, is_blocked
+from chalicelib.wire.words import ADJECTIVES, NOUNS, is_blocked
 
 MAX_ID_ATTEMPTS = 10
 NUMBER_MIN, NUMBER_MAX = 100, 999

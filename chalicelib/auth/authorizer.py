@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 
-from chalicelib.requests import needs_speaker_token
-from chalicelib.tokens import InvalidToken
+from chalicelib.wire.intents import needs_speaker_token
+from chalicelib.auth.tokens import InvalidToken
 
 logger = logging.getLogger(__name__)
 

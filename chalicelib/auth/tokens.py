@@ -54,7 +54,6 @@ class JwksCache:
         self._keys: Dict[str, object] = {}
         self._next_fetch_at: Optional[float] = None
         self._lock = threading.Lock()
-        self.fetch_count = 0
 
     def key_for(self, kid: str):
         with self._lock:
@@ -72,7 +71,6 @@ class JwksCache:
         import jwt  # lazy: keeps cold start of handlers that never verify fast
 
         now = self._clock()
-        self.fetch_count += 1
         try:
             document = self._fetch(self._url)
             key_set = jwt.PyJWKSet.from_dict(document)

@@ -14,9 +14,9 @@ import attrs
 
 from chalicelib import errors
 from chalicelib.config import QUALITY_TIERS
-from chalicelib.ids import is_valid_session_id
-from chalicelib.languages import is_language_code
-from chalicelib.records import LISTENER, SPEAKER
+from chalicelib.wire.ids import is_valid_session_id
+from chalicelib.wire.languages import is_language_code
+from chalicelib.state.records import LISTENER, SPEAKER
 
 CREATE, JOIN, REFRESH = "createSession", "joinSession", "refreshConnection"
 CONNECT_ACTIONS = (CREATE, JOIN, REFRESH)

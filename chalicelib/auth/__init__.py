@@ -1,0 +1,1 @@
+"""Speaker authentication: Cognito JWT verification and the ``$connect`` authorizer."""

@@ -1,0 +1,163 @@
+"""Departures and endings: a connection leaves, a session ends, everyone is told.
+
+However a connection goes (``$disconnect``, a 410 found by any sender, a close of
+our own) it ends up in :meth:`Departures.connection_left`; however a session ends
+(the speaker leaves or ends it, it expires, its speaker vanished) it ends up in
+:meth:`Departures.end_session`. Every step is a conditional write, so running them
+twice or concurrently (a ``$disconnect`` racing the sweep) changes things once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Optional
+
+from chalicelib import errors, liveness
+from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
+from chalicelib.fanout import FanoutResult, fan_out
+from chalicelib.state.records import Connection, Session
+from chalicelib.state.store import Store
+from chalicelib.wire import messages
+
+logger = logging.getLogger(__name__)
+
+# Why a session ended, as sent in sessionEnded.reason.
+SPEAKER_DISCONNECTED = "speakerDisconnected"
+SPEAKER_ENDED = "speakerEnded"
+EXPIRED = "expired"
+
+
+class Departures:
+    def __init__(self, *, config, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._store = store
+        self._clock = clock
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # -- a connection leaves -----------------------------------------------------------
+
+    def disconnect(self, connection_id: str, api: ConnectionsApi) -> None:
+        """``$disconnect``: idempotent; a repeated delivery finds nothing to do."""
+        connection = self._store.get_connection(connection_id)
+        if connection is not None:
+            self.connection_left(connection, api)
+
+    def connection_left(self, connection: Connection, api: ConnectionsApi) -> None:
+        """The socket is gone, however we learned it. A listener is uncounted; the
+        session's current speaker starts the reconnect grace, or ends the session."""
+        if not connection.is_speaker:
+            self._store.remove_listener(connection)
+            return
+        self._store.delete_connection(connection.connection_id)
+        grace = self._config.speaker_reconnect_grace_seconds
+        if grace > 0:
+            session = self._store.mark_speaker_disconnected(
+                connection.session_id, connection.connection_id, self._now_ms()
+            )
+            if session is not None:
+                self.tell_listeners(
+                    session.session_id,
+                    messages.speaker_disconnected(self._clock(), session.session_id, grace),
+                    api,
+                )
+            return
+        self.end_session(
+            connection.session_id, SPEAKER_DISCONNECTED, api,
+            only_if_speaker=connection.connection_id,
+        )
+
+    def forget(self, connection: Connection, api: ConnectionsApi) -> None:
+        """A send found the connection gone (410): clean up as for a disconnect,
+        unless the 410 may only mean it is still inside its ``$connect``."""
+        if not liveness.may_be_connecting(connection, self._now_ms(), self._config):
+            self.connection_left(connection, api)
+
+    def close_connection(self, connection: Connection, reason: str, api: ConnectionsApi) -> None:
+        """Close a connection ourselves, saying why first, and clean up at once
+        (the ``$disconnect`` that follows finds nothing left to do)."""
+        try:
+            api.say_and_close(
+                connection.connection_id, messages.connection_closed(self._clock(), reason)
+            )
+        except DeliveryFailed as exc:
+            logger.warning("closing %s failed: %s", connection.connection_id, exc)
+            return  # keep the row; the next sweep tries again
+        self.connection_left(connection, api)
+
+    # -- a session ends ----------------------------------------------------------------
+
+    def on_end_session(self, connection: Connection, message, api: ConnectionsApi, now: float) -> None:
+        """The ``endSession`` action: only the session's current speaker may end it."""
+        if not connection.is_speaker:
+            raise errors.Forbidden("only the speaker can end the session")
+        if self.end_session(
+            connection.session_id, SPEAKER_ENDED, api, only_if_speaker=connection.connection_id
+        ) is None:
+            raise errors.SessionNotFound("the session has already ended")
+
+    def end_session(
+        self,
+        session_id: str,
+        reason: str,
+        api: ConnectionsApi,
+        only_if_speaker: Optional[str] = None,
+    ) -> Optional[Session]:
+        """End an active session (once) and tell and release everyone in it.
+        An ``expired`` end re-checks expiry in the write: a refresh may have won."""
+        ended = self._store.end_session(
+            session_id,
+            reason,
+            self._now_ms(),
+            only_if_speaker=only_if_speaker,
+            only_if_expired=reason == EXPIRED,
+        )
+        if ended is not None:
+            self._finish_session(ended, reason, api)
+        return ended
+
+    def _finish_session(self, session: Session, reason: str, api: ConnectionsApi) -> None:
+        """After the session is marked ended: listeners first, then the speaker."""
+        self.release_listeners(session.session_id, reason, api)
+        speaker_id = session.speaker_connection_id
+        try:
+            api.say_and_close(
+                speaker_id, messages.session_ended(self._clock(), session.session_id, reason)
+            )
+        except DeliveryFailed as exc:
+            logger.warning("closing speaker %s failed: %s", speaker_id, exc)
+        self._store.delete_connection(speaker_id)
+
+    def release_listeners(self, session_id: str, reason: str, api: ConnectionsApi) -> FanoutResult:
+        """Tell every listener the session ended, close them, and remove their rows.
+
+        Each removal is the same idempotent transaction a ``$disconnect`` runs, so
+        whichever comes first counts and the other finds nothing."""
+        ended = messages.session_ended(self._clock(), session_id, reason)
+
+        def close_and_remove(listener: Connection) -> None:
+            try:
+                api.close(listener.connection_id)
+            finally:
+                self._store.remove_listener(listener)
+
+        return fan_out(
+            api,
+            self._store.listeners(session_id),
+            ended,
+            concurrency=self._config.publish_concurrency,
+            on_gone=lambda listener: self.forget(listener, api),
+            after_send=close_and_remove,
+        )
+
+    def tell_listeners(self, session_id: str, message: dict, api: ConnectionsApi) -> FanoutResult:
+        """Send to every listener of a session; listeners found gone are cleaned up."""
+        return fan_out(
+            api,
+            self._store.listeners(session_id),
+            message,
+            concurrency=self._config.publish_concurrency,
+            on_gone=lambda listener: self.forget(listener, api),
+        )

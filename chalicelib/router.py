@@ -1,0 +1,87 @@
+"""``$default``: every client message, parsed, attributed and dispatched through
+one action table. Every outcome, good or bad, is a reply; no stack trace reaches a
+client.
+
+Where is an action handled? :meth:`Router.actions` lists them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Dict, Optional
+
+from chalicelib import errors
+from chalicelib.admission import Admission
+from chalicelib.broadcast import CONTROLS, BroadcastActions
+from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
+from chalicelib.departures import Departures
+from chalicelib.keepalive import KeepAlive
+from chalicelib.state.records import Connection
+from chalicelib.state.store import Store
+from chalicelib.wire import messages
+from chalicelib.wire.intents import ClientMessage, parse_message
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Connection, ClientMessage, ConnectionsApi, float], None]
+
+
+class Router:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        admission: Admission,
+        departures: Departures,
+        keepalive: KeepAlive,
+        broadcast: BroadcastActions,
+        connections_api: Callable[[str], ConnectionsApi],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._api = connections_api
+        self._clock = clock
+        self.actions: Dict[str, Handler] = {
+            "heartbeat": keepalive.on_heartbeat,
+            "joinSession": admission.on_join_again,
+            "endSession": departures.on_end_session,
+            **{action: broadcast.on_control for action in CONTROLS},
+            "setVolume": broadcast.on_set_volume,
+            "getSessionStatus": broadcast.on_status,
+            "changeLanguage": broadcast.on_change_language,
+            "sendAudio": broadcast.on_audio,
+        }
+
+    def handle_message(self, connection_id: str, raw: Optional[str], endpoint: str) -> None:
+        """Handle one client message; every outcome is a reply to the sender."""
+        api = self._api(endpoint)
+        now = self._clock()
+        action = None
+        try:
+            message = parse_message(raw)
+            action = message.action
+            connection = self._store.touch(connection_id, int(now * 1000))
+            if connection is None:
+                raise errors.SessionNotFound("this connection is not part of an active session")
+            handler = self.actions.get(message.action)
+            if handler is None:
+                raise errors.UnknownAction(f"unknown action {message.action!r}")
+            handler(connection, message, api, now)
+        except DeliveryFailed as exc:  # the sender cannot be reached: nobody to tell
+            logger.warning("reply to %s failed: %s", connection_id, exc)
+        except errors.BroadcastError as exc:
+            self._reply(api, connection_id, messages.error(now, exc.code, exc.message, action))
+        except Exception:  # a bug: log it, tell the client nothing more than that
+            logger.exception("unexpected error handling %r", action)
+            internal = errors.BroadcastError()
+            self._reply(
+                api, connection_id, messages.error(now, internal.code, internal.message, action)
+            )
+
+    @staticmethod
+    def _reply(api: ConnectionsApi, connection_id: str, message: dict) -> None:
+        try:
+            api.send(connection_id, message)
+        except DeliveryFailed as exc:
+            logger.warning("reply to %s failed: %s", connection_id, exc)

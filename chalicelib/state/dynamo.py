@@ -1,0 +1,211 @@
+"""A small DynamoDB toolkit: plain values in and out, conditional writes,
+transactions and pagination, with botocore's errors translated in one place.
+
+- A failed condition is an expected outcome: ``update_if``/``put_if``/``delete_if``
+  return None, a transaction raises :class:`Cancelled` with one code per item.
+- Transaction conflicts (two transactions on one item at once, which every join and
+  leave on a session risks) are retried with jittered backoff: botocore does not
+  retry them, and they are transient by definition.
+- Anything else (throttling after botocore's own retries, 5xx, network) is logged
+  and becomes :class:`~chalicelib.errors.ServiceUnavailable` (503).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Callable, Iterator, List, Optional
+
+from chalicelib import errors
+
+logger = logging.getLogger(__name__)
+
+CONDITION_FAILED = "ConditionalCheckFailed"
+_CONFLICT_RETRIES = 4
+
+_codec = None
+
+
+def _serde():
+    global _codec
+    if _codec is None:
+        from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+        _codec = (TypeSerializer(), TypeDeserializer())
+    return _codec
+
+
+def attributes(values: dict) -> dict:
+    """Plain Python values -> DynamoDB attribute values (an item, a key, or
+    expression attribute values)."""
+    serializer = _serde()[0]
+    return {k: serializer.serialize(v) for k, v in values.items()}
+
+
+def plain(item: dict) -> dict:
+    """DynamoDB attribute values -> plain Python values."""
+    deserializer = _serde()[1]
+    return {k: deserializer.deserialize(v) for k, v in item.items()}
+
+
+class ConditionFailed(Exception):
+    """A single-item write's condition did not hold."""
+
+
+class Cancelled(Exception):
+    """A transaction was cancelled by a failed condition; ``codes`` holds one
+    cancellation code per item, in the order the items were given."""
+
+    def __init__(self, codes: List[str]) -> None:
+        super().__init__(f"transaction cancelled: {codes}")
+        self.codes = codes
+
+    def failed(self, index: int) -> bool:
+        """Whether the condition of item ``index`` is what failed."""
+        return index < len(self.codes) and self.codes[index] == CONDITION_FAILED
+
+
+def error_code(exc) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def _cancellation_codes(exc) -> List[str]:
+    return [r.get("Code", "None") for r in exc.response.get("CancellationReasons") or []]
+
+
+def _is_conflict(exc) -> bool:
+    code = error_code(exc)
+    if code == "TransactionConflictException":
+        return True
+    if code != "TransactionCanceledException":
+        return False
+    codes = _cancellation_codes(exc)
+    return "TransactionConflict" in codes and CONDITION_FAILED not in codes
+
+
+# -- transaction items ------------------------------------------------------------
+
+
+def _expression(kind: str, table: str, condition: Optional[str], names, values, **fields) -> dict:
+    item = {"TableName": table, **fields}
+    if condition:
+        item["ConditionExpression"] = condition
+    if names:
+        item["ExpressionAttributeNames"] = names
+    if values:
+        item["ExpressionAttributeValues"] = attributes(values)
+    return {kind: item}
+
+
+def put(table: str, item: dict, condition: Optional[str] = None, *, names=None, values=None) -> dict:
+    return _expression("Put", table, condition, names, values, Item=attributes(item))
+
+
+def update(table: str, key: dict, expression: str, condition: Optional[str] = None, *,
+           names=None, values=None) -> dict:
+    return _expression("Update", table, condition, names, values,
+                       Key=attributes(key), UpdateExpression=expression)
+
+
+def delete(table: str, key: dict, condition: Optional[str] = None, *, names=None, values=None) -> dict:
+    return _expression("Delete", table, condition, names, values, Key=attributes(key))
+
+
+class Dynamo:
+    """One DynamoDB client, used through plain values."""
+
+    def __init__(self, client, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._client = client
+        self._sleep = sleep
+
+    def call(self, operation: str, **kwargs) -> dict:
+        """Run one client call. Condition failures raise :class:`ConditionFailed` or
+        :class:`Cancelled`; transaction conflicts are retried; anything else is a
+        503 (:class:`~chalicelib.errors.ServiceUnavailable`)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        for attempt in range(_CONFLICT_RETRIES + 1):
+            try:
+                return getattr(self._client, operation)(**kwargs)
+            except ClientError as exc:
+                if attempt < _CONFLICT_RETRIES and _is_conflict(exc):
+                    self._sleep(random.uniform(0, 0.02 * 2**attempt))
+                    continue
+                code = error_code(exc)
+                if code == "ConditionalCheckFailedException":
+                    raise ConditionFailed() from None
+                if code == "TransactionCanceledException":
+                    codes = _cancellation_codes(exc)
+                    if CONDITION_FAILED in codes:
+                        raise Cancelled(codes) from None
+                    logger.error("DynamoDB %s cancelled: %s", operation, codes)
+                    raise errors.ServiceUnavailable() from None
+                logger.error("DynamoDB %s failed: %s", operation, code or exc)
+                raise errors.ServiceUnavailable() from None
+            except BotoCoreError as exc:
+                logger.error("DynamoDB %s failed: %s", operation, type(exc).__name__)
+                raise errors.ServiceUnavailable() from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- single items -------------------------------------------------------------
+
+    def get(self, table: str, key: dict) -> Optional[dict]:
+        """A strongly consistent read; None if there is no such item."""
+        item = self.call("get_item", TableName=table, Key=attributes(key),
+                         ConsistentRead=True).get("Item")
+        return plain(item) if item else None
+
+    def _write(self, operation: str, spec: dict, returns: str) -> Optional[dict]:
+        (kind, kwargs), = spec.items()
+        if returns != "NONE":
+            kwargs["ReturnValues"] = returns
+        try:
+            response = self.call(operation, **kwargs)
+        except ConditionFailed:
+            return None
+        return plain(response.get("Attributes", {}))
+
+    def put_if(self, table: str, item: dict, condition: str, **expression) -> bool:
+        """A conditional PutItem; False when the condition did not hold."""
+        return self._write("put_item", put(table, item, condition, **expression), "NONE") is not None
+
+    def update_if(self, table: str, key: dict, expression: str, condition: Optional[str] = None,
+                  *, names=None, values=None, returns: str = "NONE") -> Optional[dict]:
+        """A (conditional) UpdateItem: the requested attributes as plain values (``{}``
+        for ``NONE``), or None when the condition did not hold."""
+        spec = update(table, key, expression, condition, names=names, values=values)
+        return self._write("update_item", spec, returns)
+
+    def delete_if(self, table: str, key: dict, condition: Optional[str] = None, *,
+                  names=None, values=None, returns: str = "NONE") -> Optional[dict]:
+        """A (conditional) DeleteItem: the requested attributes, or None when the
+        condition did not hold."""
+        spec = delete(table, key, condition, names=names, values=values)
+        return self._write("delete_item", spec, returns)
+
+    # -- many items ---------------------------------------------------------------
+
+    def transact(self, *items: dict) -> None:
+        """One TransactWriteItems of items built with :func:`put`, :func:`update`,
+        :func:`delete`. Raises :class:`Cancelled` when a condition failed."""
+        self.call("transact_write_items", TransactItems=list(items))
+
+    def query(self, table: str, key_condition: str, values: dict, *, index: Optional[str] = None,
+              names=None, filter_expression: Optional[str] = None) -> Iterator[dict]:
+        """Every item matching, page by page, as plain values."""
+        kwargs = dict(TableName=table, KeyConditionExpression=key_condition,
+                      ExpressionAttributeValues=attributes(values))
+        if index:
+            kwargs["IndexName"] = index
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression
+        while True:
+            page = self.call("query", **kwargs)
+            for item in page.get("Items", []):
+                yield plain(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
