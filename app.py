@@ -12,7 +12,13 @@ from chalice import Chalice
 from chalicelib.admission import ConnectRequest, Welcome
 from chalicelib.auth.authorizer import authorize
 from chalicelib.runtime import Runtime
-from chalicelib.wire.events import authorizer_user_id, endpoint_for, query_parameters, source_ip
+from chalicelib.wire.events import (
+    authorizer_refusal,
+    authorizer_user_id,
+    endpoint_for,
+    query_parameters,
+    source_ip,
+)
 from chalicelib.wire.responses import connect_accepted, connect_refusal
 
 app = Chalice(app_name="broadcast")
@@ -38,6 +44,7 @@ def on_ws_connect(event):
                 query=query_parameters(raw),
                 endpoint=endpoint_for(raw, runtime.config),
                 user_id=authorizer_user_id(raw),
+                token_refusal=authorizer_refusal(raw),
                 source_ip=source_ip(raw),
             )
         )

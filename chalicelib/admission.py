@@ -16,6 +16,7 @@ from typing import Callable, Dict, Optional
 import attrs
 
 from chalicelib import errors
+from chalicelib.auth.authorizer import KEYS_UNAVAILABLE
 from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
 from chalicelib.departures import Departures
 from chalicelib.state.rate_limits import RateLimiter
@@ -40,7 +41,8 @@ class ConnectRequest:
     connection_id: str
     query: Dict[str, str]
     endpoint: str
-    user_id: Optional[str] = None
+    user_id: Optional[str] = None  # set by the authorizer for a verified speaker token
+    token_refusal: Optional[str] = None  # why the authorizer could not verify one
     source_ip: Optional[str] = None
 
 
@@ -84,6 +86,7 @@ class Admission:
         store: Store,
         departures: Departures,
         rate_limiter: RateLimiter,
+        hasher: Callable[[str, str], str],
         connections_api: Callable[[str], ConnectionsApi],
         dispatch_welcome: Callable[[Welcome], None],
         clock: Callable[[], float] = time.time,
@@ -93,6 +96,7 @@ class Admission:
         self._store = store
         self._departures = departures
         self._rate_limiter = rate_limiter
+        self._hash = hasher
         self._api = connections_api
         self._dispatch_welcome = dispatch_welcome
         self._clock = clock
@@ -106,27 +110,27 @@ class Admission:
         Raises a BroadcastError whose status refuses the handshake. On any failure
         nothing written for this connection remains.
         """
+        # Counted first, so that refusals count too: an address over its limit
+        # cannot keep trying queries or tokens.
+        self._limit(request.source_ip and self._hash("ip", request.source_ip),
+                    self._config.rate_limit_connects_per_minute, 60,
+                    "too many connections from this address, retry in a minute")
         intent = parse_connect(request.query, self._config.supported_languages)
-        if intent.role == SPEAKER and not request.user_id:
-            # The authorizer should have refused already; never trust that alone.
-            raise errors.Unauthorized()
-        self._check_rate_limits(request, intent)
+        if intent.role == SPEAKER:
+            self._require_verified_speaker(request)
+        if isinstance(intent, CreateIntent):
+            self._limit(self._hash("user", request.user_id),
+                        self._config.rate_limit_sessions_per_hour, 3600,
+                        "too many sessions created by this user, retry later")
         now = self._clock()
         if isinstance(intent, CreateIntent):
             admitted = self._create(request, intent, now)
         elif isinstance(intent, JoinIntent):
-            admitted = self._admit_listener(
-                request, intent, now, self._config.max_listeners_per_session
-            )
+            admitted = self._join(request, intent, now)
         elif intent.role == SPEAKER:
             admitted = self._refresh_speaker(request, intent, now)
         else:
-            # The refreshing listener's old connection is about to leave, so capacity
-            # does not apply; the hard ceiling of twice the capacity bounds what anyone
-            # can gain by "refreshing" into a full session.
-            admitted = self._admit_listener(
-                request, intent, now, 2 * self._config.max_listeners_per_session
-            )
+            admitted = self._refresh_listener(request, intent, now)
 
         welcome = Welcome(
             connection_id=request.connection_id,
@@ -147,16 +151,18 @@ class Admission:
                 logger.exception("post-connect notice failed")
         return welcome
 
-    def _check_rate_limits(self, request: ConnectRequest, intent) -> None:
-        limiter = self._rate_limiter
-        if request.source_ip and not limiter.allow(
-            f"connect#ip#{request.source_ip}", self._config.rate_limit_connects_per_minute, 60
-        ):
-            raise errors.RateLimited("too many connections from this address, retry in a minute")
-        if isinstance(intent, CreateIntent) and not limiter.allow(
-            f"create#user#{request.user_id}", self._config.rate_limit_sessions_per_hour, 3600
-        ):
-            raise errors.RateLimited("too many sessions created by this user, retry later")
+    def _limit(self, key: Optional[str], limit: int, window_seconds: int, message: str) -> None:
+        if key and not self._rate_limiter.allow(key, limit, window_seconds):
+            raise errors.RateLimited(message)
+
+    @staticmethod
+    def _require_verified_speaker(request: ConnectRequest) -> None:
+        """Speaker intents need the user id the authorizer set for a verified token;
+        the authorizer says why there is none (see chalicelib/auth/authorizer.py)."""
+        if request.token_refusal == KEYS_UNAVAILABLE:
+            raise errors.ServiceUnavailable("speaker tokens cannot be checked right now, retry")
+        if not request.user_id:
+            raise errors.Unauthorized()
 
     def _connection(self, request, session_id, role, now, target_language=None):
         now_ms = int(now * 1000)
@@ -200,23 +206,52 @@ class Admission:
             return _Admitted(messages.session_created(now, session, request.connection_id), undo)
         raise errors.SessionIdExhausted()
 
-    def _admit_listener(self, request, intent, now, capacity_limit: int) -> _Admitted:
-        listener = self._connection(
-            request, intent.session_id, LISTENER, now, intent.target_language
-        )
+    def _listener(self, request, intent, now) -> Connection:
+        return self._connection(request, intent.session_id, LISTENER, now, intent.target_language)
+
+    def _join(self, request, intent, now) -> _Admitted:
+        """A join, or a listener refresh that names no connection to take over: a new
+        place, within capacity."""
+        listener = self._listener(request, intent, now)
         try:
-            session = self._store.add_listener(listener, capacity_limit)
+            session = self._store.add_listener(listener, self._config.max_listeners_per_session)
         except ConnectionExists as exc:
             return self._repeat_welcome(exc.existing, intent, now)
+        return _Admitted(
+            self._listener_welcome(intent, session, listener, now),
+            lambda: self._store.remove_listener(listener),
+        )
+
+    def _refresh_listener(self, request, intent: RefreshIntent, now) -> _Admitted:
+        """A listener refresh naming its current connection takes over that one's
+        place, whatever the capacity; the old connection's departure then uncounts
+        nothing. A place is taken over once: capacity plus refreshes in flight never
+        exceed what real listeners hold. Without a connection it can take over, a
+        refresh is admitted like a join."""
+        previous = intent.previous_connection_id
+        if previous is None:
+            return self._join(request, intent, now)
+        listener = self._listener(request, intent, now)
+        try:
+            session = self._store.take_over_listener(listener, previous)
+        except ConnectionExists as exc:
+            return self._repeat_welcome(exc.existing, intent, now)
+        if session is None:
+            return self._join(request, intent, now)
+        return _Admitted(
+            self._listener_welcome(intent, session, listener, now),
+            lambda: self._store.undo_take_over(listener, previous),
+        )
+
+    @staticmethod
+    def _listener_welcome(intent, session, listener: Connection, now) -> dict:
         if isinstance(intent, JoinIntent):
-            message = messages.session_joined(
-                now, session, request.connection_id, intent.target_language
+            return messages.session_joined(
+                now, session, listener.connection_id, listener.target_language
             )
-        else:
-            message = messages.refresh_complete(
-                now, session, request.connection_id, LISTENER, intent.target_language
-            )
-        return _Admitted(message, lambda: self._store.remove_listener(listener))
+        return messages.refresh_complete(
+            now, session, listener.connection_id, LISTENER, listener.target_language
+        )
 
     def _refresh_speaker(self, request, intent: RefreshIntent, now) -> _Admitted:
         speaker = self._connection(request, intent.session_id, SPEAKER, now)

@@ -3,7 +3,6 @@ and audio in. Each is an entry of the router's action table."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from decimal import Decimal
 
@@ -14,6 +13,7 @@ from chalicelib.publisher import Publisher
 from chalicelib.state.records import Connection
 from chalicelib.state.store import Store
 from chalicelib.wire import messages
+from chalicelib.wire.echo import shown
 from chalicelib.wire.intents import validate_language
 
 # action -> (listener message type, broadcastState changes)
@@ -47,14 +47,10 @@ class BroadcastActions:
     def on_set_volume(self, connection: Connection, message, api: ConnectionsApi, now: float) -> None:
         _require_speaker(connection, "controls the broadcast")
         level = message.body.get("volumeLevel")
-        if (
-            isinstance(level, bool)
-            or not isinstance(level, (int, float))
-            or not math.isfinite(level)
-            or not 0.0 <= level <= 1.0
-        ):
+        # Compared as given: float() of a 400-digit integer would overflow.
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level <= 1:
             raise errors.InvalidParameter(
-                f"volumeLevel must be a number from 0.0 to 1.0, got {level!r}"
+                f"volumeLevel must be a number from 0.0 to 1.0, got {shown(level)}"
             )
         level = float(level)
         self._apply(
@@ -64,7 +60,7 @@ class BroadcastActions:
 
     def _apply(self, connection, action, listener_type, changes, extra, api, now) -> None:
         session = self._store.update_broadcast_state(
-            connection.session_id, changes, int(now * 1000)
+            connection.session_id, connection.connection_id, changes, int(now * 1000)
         )
         state = session.broadcast_state.to_wire()
         self._publisher.publish(
@@ -100,6 +96,8 @@ class BroadcastActions:
     def on_change_language(self, connection: Connection, message, api: ConnectionsApi, now: float) -> None:
         if connection.is_speaker:
             raise errors.Forbidden("the speaker's language is the session's source language")
+        if connection.replaced_by:
+            raise errors.ConnectionReplaced()
         language = validate_language(
             message.body.get("targetLanguage"), self._config.supported_languages, "targetLanguage"
         )
@@ -127,7 +125,9 @@ class BroadcastActions:
         if claimed is not None and claimed != connection.session_id:
             raise errors.Forbidden("audio can only be sent to the speaker's own session")
         chunk = parse_chunk(message.body)
-        session = self._store.active_session(connection.session_id)
+        session = self._store.current_speaker_session(
+            connection.session_id, connection.connection_id
+        )
         state = session.broadcast_state
         if state.is_paused or state.is_muted:
             return  # a paused or muted broadcast is silent: nothing leaves the server

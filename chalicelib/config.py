@@ -21,6 +21,8 @@ QUALITY_TIERS = ("standard", "premium")
 AUDIO_SINKS = ("none", "relay", "kinesis")
 TOKEN_USES = ("id", "access")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Below this, forged key ids would turn the authorizer into a JWKS request amplifier.
+MIN_JWKS_REFETCH_COOLDOWN_SECONDS = 30
 
 
 class ConfigError(ValueError):
@@ -83,12 +85,13 @@ POSITIVE = number(0.001)
 
 
 def setting(env: str, default: Any, parse: Callable[[str, str], Any], doc: str, *,
-            shown_default: Optional[str] = None):
+            shown_default: Optional[str] = None, secret: bool = False):
     """A configuration field: read from ``env`` with ``parse``; unset or blank means
     ``default``. ``shown_default`` is how the README shows a default that is not
-    simply the value (a derived or empty one)."""
+    simply the value (a derived or empty one); a ``secret`` never shows in a repr."""
     return attrs.field(
         default=default,
+        repr=not secret,
         metadata={"env": env, "parse": parse, "doc": doc, "shown_default": shown_default},
     )
 
@@ -143,8 +146,9 @@ class Config:
         "JWKS_URL", "", text, "where signing keys are fetched",
         shown_default="`${TOKEN_ISSUER}/.well-known/jwks.json`")
     jwks_refetch_cooldown_seconds: float = setting(
-        "JWKS_REFETCH_COOLDOWN_SECONDS", 300.0, number(0),
-        "at most one JWKS refetch per period for unknown key ids")
+        "JWKS_REFETCH_COOLDOWN_SECONDS", 300.0, number(MIN_JWKS_REFETCH_COOLDOWN_SECONDS),
+        f"at most one JWKS refetch per period for unknown key ids (at least "
+        f"{MIN_JWKS_REFETCH_COOLDOWN_SECONDS}: each forged `kid` may cost one fetch per period)")
 
     management_api_url: Optional[str] = setting(
         "MANAGEMENT_API_URL", None, url,
@@ -157,13 +161,18 @@ class Config:
         "WELCOME_DELIVERY_TIMEOUT_SECONDS", 5.0, POSITIVE,
         "how long the first message is retried while `$connect` completes")
 
+    privacy_key: str = setting(
+        "PRIVACY_KEY", "local-development-key", text,
+        "key of the keyed hashes that stand in for client addresses, user ids and "
+        "connection ids in rate-limit keys and logs; Terraform sets a random one per stack",
+        shown_default="a fixed development key", secret=True)
     rate_limit_connects_per_minute: int = setting(
         "RATE_LIMIT_CONNECTS_PER_MINUTE", 1000, integer(0),
-        "connects per source address per minute (0: off); generous because a "
-        "congregation may share one NAT address")
+        "connects per source address in any sliding minute, refused ones included "
+        "(0: off); generous because a congregation may share one NAT address")
     rate_limit_sessions_per_hour: int = setting(
         "RATE_LIMIT_SESSIONS_PER_HOUR", 20, integer(0),
-        "sessions one speaker may create per hour (0: off)")
+        "sessions one speaker may create in any sliding hour (0: off)")
 
     audio_sink: str = setting(
         "AUDIO_SINK", "none", choice(*AUDIO_SINKS),

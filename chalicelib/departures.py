@@ -75,17 +75,19 @@ class Departures:
         if not liveness.may_be_connecting(connection, self._now_ms(), self._config):
             self.connection_left(connection, api)
 
-    def close_connection(self, connection: Connection, reason: str, api: ConnectionsApi) -> None:
+    def close_connection(self, connection: Connection, reason: str, api: ConnectionsApi) -> bool:
         """Close a connection ourselves, saying why first, and clean up at once
-        (the ``$disconnect`` that follows finds nothing left to do)."""
+        (the ``$disconnect`` that follows finds nothing left to do). False if the
+        close failed and the row stays for the next sweep to try again."""
         try:
             api.say_and_close(
                 connection.connection_id, messages.connection_closed(self._clock(), reason)
             )
         except DeliveryFailed as exc:
             logger.warning("closing %s failed: %s", connection.connection_id, exc)
-            return  # keep the row; the next sweep tries again
+            return False
         self.connection_left(connection, api)
+        return True
 
     # -- a session ends ----------------------------------------------------------------
 
@@ -96,6 +98,9 @@ class Departures:
         if self.end_session(
             connection.session_id, SPEAKER_ENDED, api, only_if_speaker=connection.connection_id
         ) is None:
+            # Why not: ended already (SessionNotFound), or a refresh replaced this
+            # connection (ConnectionReplaced).
+            self._store.current_speaker_session(connection.session_id, connection.connection_id)
             raise errors.SessionNotFound("the session has already ended")
 
     def end_session(
@@ -119,16 +124,17 @@ class Departures:
         return ended
 
     def _finish_session(self, session: Session, reason: str, api: ConnectionsApi) -> None:
-        """After the session is marked ended: listeners first, then the speaker."""
+        """After the session is marked ended: listeners first, then the speaker (and
+        a replaced speaker connection that is still around)."""
         self.release_listeners(session.session_id, reason, api)
-        speaker_id = session.speaker_connection_id
-        try:
-            api.say_and_close(
-                speaker_id, messages.session_ended(self._clock(), session.session_id, reason)
-            )
-        except DeliveryFailed as exc:
-            logger.warning("closing speaker %s failed: %s", speaker_id, exc)
-        self._store.delete_connection(speaker_id)
+        ended = messages.session_ended(self._clock(), session.session_id, reason)
+        for speaker_id in filter(None, (session.speaker_connection_id,
+                                        session.previous_speaker_connection_id)):
+            try:
+                api.say_and_close(speaker_id, ended)
+            except DeliveryFailed as exc:
+                logger.warning("closing speaker %s failed: %s", speaker_id, exc)
+            self._store.delete_connection(speaker_id)
 
     def release_listeners(self, session_id: str, reason: str, api: ConnectionsApi) -> FanoutResult:
         """Tell every listener the session ended, close them, and remove their rows.

@@ -77,6 +77,13 @@ class Forbidden(BroadcastError):
     default_message = "this role may not do that"
 
 
+class ConnectionReplaced(Forbidden):
+    code = "CONNECTION_REPLACED"
+    default_message = (
+        "this connection was replaced by a refreshed one; act through the new connection"
+    )
+
+
 # -- 404 / 503: the state of the world ------------------------------------------
 class SessionNotFound(BroadcastError):
     code = "SESSION_NOT_FOUND"

@@ -22,6 +22,7 @@ from chalicelib.departures import Departures
 from chalicelib.fanout import fan_out
 from chalicelib.state.store import Store
 from chalicelib.wire import messages
+from chalicelib.wire.echo import shown
 from chalicelib.wire.intents import validate_language, validate_session_id
 
 logger = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class Publisher:
                 or type_ in RESERVED_TYPES
             ):
                 raise errors.InvalidParameter(
-                    f"type must be a camelCase word that is not a server message type, got {type_!r}"
+                    f"type must be a camelCase word that is not a server message type, got {shown(type_)}"
                 )
             data = event.get("data", {})
             if not isinstance(data, dict):

@@ -20,6 +20,7 @@ from chalicelib.keepalive import KeepAlive
 from chalicelib.state.records import Connection
 from chalicelib.state.store import Store
 from chalicelib.wire import messages
+from chalicelib.wire.echo import shown
 from chalicelib.wire.intents import ClientMessage, parse_message
 
 logger = logging.getLogger(__name__)
@@ -66,14 +67,14 @@ class Router:
                 raise errors.SessionNotFound("this connection is not part of an active session")
             handler = self.actions.get(message.action)
             if handler is None:
-                raise errors.UnknownAction(f"unknown action {message.action!r}")
+                raise errors.UnknownAction(f"unknown action {shown(message.action)}")
             handler(connection, message, api, now)
         except DeliveryFailed as exc:  # the sender cannot be reached: nobody to tell
             logger.warning("reply to %s failed: %s", connection_id, exc)
         except errors.BroadcastError as exc:
             self._reply(api, connection_id, messages.error(now, exc.code, exc.message, action))
         except Exception:  # a bug: log it, tell the client nothing more than that
-            logger.exception("unexpected error handling %r", action)
+            logger.exception("unexpected error handling %s", shown(action))
             internal = errors.BroadcastError()
             self._reply(
                 api, connection_id, messages.error(now, internal.code, internal.message, action)

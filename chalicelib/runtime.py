@@ -63,6 +63,12 @@ class Runtime:
         )
 
     @cached_property
+    def hasher(self):
+        from chalicelib.privacy import Hasher
+
+        return Hasher(self.config.privacy_key)
+
+    @cached_property
     def verifier(self):
         from chalicelib.auth.tokens import TokenVerifier
 
@@ -91,6 +97,7 @@ class Runtime:
             store=self.store,
             departures=self.departures,
             rate_limiter=self.rate_limiter,
+            hasher=self.hasher,
             connections_api=self.connections_api,
             dispatch_welcome=self.dispatch_welcome,
             clock=self.clock,

@@ -125,6 +125,16 @@ class Sweeper:
             connections.append(speaker)
         for connection in connections:
             self._judge(connection, now, report)
+        if session.previous_speaker_connection_id:
+            self._sweep_previous_speaker(session, now, report)
+
+    def _sweep_previous_speaker(self, session: Session, now: float, report: SweepReport) -> None:
+        """A replaced speaker connection is judged like any other (silent: closed and
+        removed) until its row is gone; then the session stops tracking it."""
+        previous_id = session.previous_speaker_connection_id
+        previous = self._store.get_connection(previous_id)
+        if previous is None or self._judge(previous, now, report):
+            self._store.forget_previous_speaker(session.session_id, previous_id)
 
     def _check_speaker(self, session: Session, speaker, now: float) -> str:
         """Present, absent (within its reconnect grace), or gone for good."""
@@ -155,11 +165,13 @@ class Sweeper:
             self._store.mark_speaker_disconnected(session.session_id, speaker_id, int(now * 1000))
         return _SPEAKER_ABSENT
 
-    def _judge(self, connection, now: float, report: SweepReport) -> None:
+    def _judge(self, connection, now: float, report: SweepReport) -> bool:
+        """Apply the liveness rules to one connection; True if it was closed."""
         verdict = liveness.judge(connection, int(now * 1000), self._config)
         if verdict.close_reason:
-            self._departures.close_connection(connection, verdict.close_reason, self._api)
             report.closed += 1
-        elif verdict.notices:
+            return self._departures.close_connection(connection, verdict.close_reason, self._api)
+        if verdict.notices:
             self._keepalive.send_notices(connection, verdict.notices, self._api, now)
             report.notices += len(verdict.notices)
+        return False

@@ -29,6 +29,10 @@ class InvalidToken(Exception):
     """The token is missing, malformed, expired, or not ours. ``str()`` says why."""
 
 
+class KeysUnavailable(InvalidToken):
+    """The signing keys could not be fetched: the token may well be valid."""
+
+
 def fetch_json(url: str) -> dict:
     import urllib.request  # lazy: only the authorizer ever fetches keys
 
@@ -76,7 +80,7 @@ class JwksCache:
             key_set = jwt.PyJWKSet.from_dict(document)
         except Exception as exc:  # network, JSON or key errors: refuse, don't crash
             self._next_fetch_at = now + min(self._cooldown, _RETRY_AFTER_FAILURE_SECONDS)
-            raise InvalidToken(f"signing keys unavailable ({type(exc).__name__})") from None
+            raise KeysUnavailable(f"signing keys unavailable ({type(exc).__name__})") from None
         self._next_fetch_at = now + self._cooldown
         self._keys = {
             key.key_id: key.key

@@ -3,6 +3,12 @@ transactions and pagination, with botocore's errors translated in one place.
 
 - A failed condition is an expected outcome: ``update_if``/``put_if``/``delete_if``
   return None, a transaction raises :class:`Cancelled` with one code per item.
+- Retries are safe. botocore retries a write whose response was lost, and the retry
+  then finds the condition failed by our own first attempt. Transactions carry a
+  ``ClientRequestToken``, which makes DynamoDB answer such a retry with the first
+  outcome; a single-item write may pass ``mine``, a test of the item as the failed
+  condition found it, which recognises our own earlier write (a unique value it
+  set) and turns that failure back into the success it was.
 - Transaction conflicts (two transactions on one item at once, which every join and
   leave on a session risks) are retried with jittered backoff: botocore does not
   retry them, and they are transient by definition.
@@ -15,6 +21,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import uuid
 from typing import Callable, Iterator, List, Optional
 
 from chalicelib import errors
@@ -50,7 +57,12 @@ def plain(item: dict) -> dict:
 
 
 class ConditionFailed(Exception):
-    """A single-item write's condition did not hold."""
+    """A single-item write's condition did not hold; ``item`` is the item as it was
+    (plain values) when it was asked for, else None."""
+
+    def __init__(self, item: Optional[dict] = None) -> None:
+        super().__init__("condition failed")
+        self.item = item
 
 
 class Cancelled(Exception):
@@ -112,6 +124,10 @@ def delete(table: str, key: dict, condition: Optional[str] = None, *, names=None
     return _expression("Delete", table, condition, names, values, Key=attributes(key))
 
 
+def condition_check(table: str, key: dict, condition: str, *, names=None, values=None) -> dict:
+    return _expression("ConditionCheck", table, condition, names, values, Key=attributes(key))
+
+
 class Dynamo:
     """One DynamoDB client, used through plain values."""
 
@@ -134,7 +150,8 @@ class Dynamo:
                     continue
                 code = error_code(exc)
                 if code == "ConditionalCheckFailedException":
-                    raise ConditionFailed() from None
+                    item = exc.response.get("Item")
+                    raise ConditionFailed(plain(item) if item else None) from None
                 if code == "TransactionCanceledException":
                     codes = _cancellation_codes(exc)
                     if CONDITION_FAILED in codes:
@@ -156,26 +173,36 @@ class Dynamo:
                          ConsistentRead=True).get("Item")
         return plain(item) if item else None
 
-    def _write(self, operation: str, spec: dict, returns: str) -> Optional[dict]:
+    def _write(self, operation: str, spec: dict, returns: str,
+               mine: Optional[Callable[[dict], bool]] = None) -> Optional[dict]:
         (kind, kwargs), = spec.items()
         if returns != "NONE":
             kwargs["ReturnValues"] = returns
+        if mine is not None:
+            kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
             response = self.call(operation, **kwargs)
-        except ConditionFailed:
+        except ConditionFailed as failed:
+            if mine is not None and failed.item is not None and mine(failed.item):
+                return failed.item  # a retry of ours that had already applied
             return None
         return plain(response.get("Attributes", {}))
 
-    def put_if(self, table: str, item: dict, condition: str, **expression) -> bool:
-        """A conditional PutItem; False when the condition did not hold."""
-        return self._write("put_item", put(table, item, condition, **expression), "NONE") is not None
+    def put_if(self, table: str, item: dict, condition: str, *, names=None, values=None,
+               mine: Optional[Callable[[dict], bool]] = None) -> bool:
+        """A conditional PutItem; False when the condition did not hold (and the item
+        found is not ``mine``)."""
+        spec = put(table, item, condition, names=names, values=values)
+        return self._write("put_item", spec, "NONE", mine) is not None
 
     def update_if(self, table: str, key: dict, expression: str, condition: Optional[str] = None,
-                  *, names=None, values=None, returns: str = "NONE") -> Optional[dict]:
+                  *, names=None, values=None, returns: str = "NONE",
+                  mine: Optional[Callable[[dict], bool]] = None) -> Optional[dict]:
         """A (conditional) UpdateItem: the requested attributes as plain values (``{}``
-        for ``NONE``), or None when the condition did not hold."""
+        for ``NONE``), or None when the condition did not hold. When the item the
+        failed condition found is ``mine``, that whole item is returned instead."""
         spec = update(table, key, expression, condition, names=names, values=values)
-        return self._write("update_item", spec, returns)
+        return self._write("update_item", spec, returns, mine)
 
     def delete_if(self, table: str, key: dict, condition: Optional[str] = None, *,
                   names=None, values=None, returns: str = "NONE") -> Optional[dict]:
@@ -188,8 +215,10 @@ class Dynamo:
 
     def transact(self, *items: dict) -> None:
         """One TransactWriteItems of items built with :func:`put`, :func:`update`,
-        :func:`delete`. Raises :class:`Cancelled` when a condition failed."""
-        self.call("transact_write_items", TransactItems=list(items))
+        :func:`delete`, :func:`condition_check`. Raises :class:`Cancelled` when a
+        condition failed."""
+        self.call("transact_write_items", TransactItems=list(items),
+                  ClientRequestToken=uuid.uuid4().hex)
 
     def query(self, table: str, key_condition: str, values: dict, *, index: Optional[str] = None,
               names=None, filter_expression: Optional[str] = None) -> Iterator[dict]:

@@ -1,10 +1,22 @@
-"""Fixed-window rate limits on the RateLimits table.
+"""Sliding-window rate limits on the RateLimits table.
 
-One conditional ``UpdateItem`` per hit: the counter for the current window is
-incremented only while it is below the limit, so concurrent hits can never admit
-more than the limit (no read-then-write). Window items expire through TTL.
-If the table itself fails, the limiter fails open: refusing every connection
-because a counter is unavailable would be the bigger outage.
+Each key has one item holding the hits of the current fixed window (``hits``, window
+``window``) and of the one before (``previousHits``). A hit is counted with one
+atomic ``UpdateItem`` that returns both, and allowed while the two-window estimate
+
+    hits + previousHits * (1 - elapsed fraction of the current window)
+
+is within the limit (the estimate Cloudflare and nginx use). A fixed window alone
+admits up to twice the limit across a window boundary; this admits at most the
+limit plus rounding. Every hit is counted, refused ones included, so an address
+over its limit stays there while it keeps trying. The window rolls over with a
+second conditional update, once per key and window, whichever request gets there
+first (the others see the condition fail and count again).
+
+Keys are keyed hashes (:mod:`chalicelib.privacy`): the table never holds a client
+address or a user id. Items expire through TTL after two windows. If the table
+fails, the limiter fails open: refusing every connection because a counter is
+unavailable would be the bigger outage.
 """
 
 from __future__ import annotations
@@ -18,6 +30,8 @@ from chalicelib.state.dynamo import Dynamo
 
 logger = logging.getLogger(__name__)
 
+_ROLLS = 3  # a roll-over lost to a concurrent one is retried; more is a bug
+
 
 class RateLimiter:
     def __init__(self, client, table: str, clock: Callable[[], float] = time.time) -> None:
@@ -26,19 +40,53 @@ class RateLimiter:
         self._clock = clock
 
     def allow(self, key: str, limit: int, window_seconds: int) -> bool:
-        """Count one hit for ``key``; False once ``limit`` hits happened this window."""
+        """Count one hit for ``key`` (already a keyed hash); False when the sliding
+        estimate of hits in the last ``window_seconds`` exceeds ``limit``."""
         if limit <= 0:
             return True
-        window = int(self._clock() // window_seconds)
+        now = self._clock()
+        window = int(now // window_seconds)
         try:
-            counted = self._db.update_if(
-                self._table,
-                {"limitKey": f"{key}#{window}"},
-                "ADD hits :one SET expiresAt = if_not_exists(expiresAt, :expires)",
-                "attribute_not_exists(hits) OR hits < :limit",
-                values={":one": 1, ":limit": limit, ":expires": (window + 2) * window_seconds},
-            )
+            hits, previous = self._count(key, window, window_seconds)
         except errors.ServiceUnavailable:
             logger.error("rate limit check failed open")
             return True
-        return counted is not None
+        elapsed = (now - window * window_seconds) / window_seconds
+        return hits + previous * (1.0 - elapsed) <= limit
+
+    def _count(self, key: str, window: int, window_seconds: int):
+        """Add one hit to ``key``'s current window; returns (hits, previousHits)."""
+        expires = (window + 2) * window_seconds
+        names = {"#w": "window"}
+        for _ in range(_ROLLS):
+            # One call for a new key or the current window. ">=": a Lambda whose
+            # clock runs a little behind counts into the window a peer started.
+            item = self._db.update_if(
+                self._table, {"limitKey": key},
+                "ADD hits :one SET #w = if_not_exists(#w, :w), "
+                "expiresAt = if_not_exists(expiresAt, :expires)",
+                "attribute_not_exists(#w) OR #w >= :w",
+                names=names, values={":one": 1, ":w": window, ":expires": expires},
+                returns="ALL_NEW",
+            )
+            if item is not None:
+                return int(item["hits"]), int(item.get("previousHits", 0))
+            # A new window: the last one's hits become previousHits if it was the
+            # window just before, else nothing carries over.
+            for condition, carried, extra in (
+                ("#w = :before", "hits", {}),
+                ("#w < :before", ":zero", {":zero": 0}),
+            ):
+                item = self._db.update_if(
+                    self._table, {"limitKey": key},
+                    f"SET previousHits = {carried}, hits = :one, #w = :w, expiresAt = :expires",
+                    condition,
+                    names=names,
+                    values={":one": 1, ":w": window, ":expires": expires, ":before": window - 1,
+                            **extra},
+                    returns="ALL_NEW",
+                )
+                if item is not None:
+                    return 1, int(item["previousHits"])
+        logger.error("rate limit window of a key kept moving; failing open")
+        return 0, 0

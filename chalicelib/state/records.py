@@ -71,6 +71,9 @@ class Session:
     ended_reason: Optional[str] = None
     ended_at: Optional[int] = None
     speaker_disconnected_at: Optional[int] = None
+    # The speaker connection a refresh replaced, until its row is gone: the client
+    # closes it, but if that $disconnect is lost the sweep must still find it.
+    previous_speaker_connection_id: Optional[str] = None
     broadcast_state: BroadcastState = BroadcastState()
     # Last sequence number published per target language.
     sequence_numbers: dict = attrs.field(factory=dict)
@@ -94,6 +97,7 @@ class Session:
             ended_reason=item.get("endedReason"),
             ended_at=_optional_int(item.get("endedAt")),
             speaker_disconnected_at=_optional_int(item.get("speakerDisconnectedAt")),
+            previous_speaker_connection_id=item.get("previousSpeakerConnectionId"),
             broadcast_state=BroadcastState.from_item(
                 item.get("broadcastState"), _int(item["createdAt"])
             ),
@@ -122,6 +126,8 @@ class Session:
             item["endedAt"] = self.ended_at
         if self.speaker_disconnected_at is not None:
             item["speakerDisconnectedAt"] = self.speaker_disconnected_at
+        if self.previous_speaker_connection_id is not None:
+            item["previousSpeakerConnectionId"] = self.previous_speaker_connection_id
         return item
 
 
@@ -137,6 +143,9 @@ class Connection:
     user_id: Optional[str] = None
     refresh_notified_at: Optional[int] = None
     warned_at: Optional[int] = None
+    # A listener refresh took this connection's place (and its count): the id of
+    # the connection that did. Its departure then uncounts nothing.
+    replaced_by: Optional[str] = None
 
     @property
     def is_speaker(self) -> bool:
@@ -155,6 +164,7 @@ class Connection:
             user_id=item.get("userId"),
             refresh_notified_at=_optional_int(item.get("refreshNotifiedAt")),
             warned_at=_optional_int(item.get("warnedAt")),
+            replaced_by=item.get("replacedBy"),
         )
 
     def to_item(self) -> dict:
@@ -176,4 +186,6 @@ class Connection:
             item["refreshNotifiedAt"] = self.refresh_notified_at
         if self.warned_at is not None:
             item["warnedAt"] = self.warned_at
+        if self.replaced_by is not None:
+            item["replacedBy"] = self.replaced_by
         return item

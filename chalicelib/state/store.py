@@ -14,7 +14,10 @@ Conditions become domain outcomes here (None, False, or a
 from __future__ import annotations
 
 import logging
-from typing import Iterator, Optional, Tuple
+import secrets
+import uuid
+from decimal import Decimal
+from typing import Callable, Iterator, Optional, Tuple
 
 import attrs
 
@@ -142,6 +145,8 @@ class Store:
             names=_STATUS,
             values=values,
             returns="ALL_NEW",
+            mine=lambda old: old.get("status") == ENDED and old.get("endedAt") == now_ms
+            and old.get("endedReason") == reason,
         )
         return Session.from_item(item) if item is not None else None
 
@@ -184,22 +189,80 @@ class Store:
             if session is None or not session.is_active or session.expires_at <= now_seconds:
                 raise errors.SessionNotFound() from None
             raise errors.SessionFull() from None
+        return self._admitted_session(listener.session_id, lambda: self.remove_listener(listener))
+
+    def _admitted_session(self, session_id: str, undo: Callable[[], object]) -> Session:
+        """The session a listener was just admitted to, for its first message. If it
+        cannot be read, ``undo`` undoes the admission: a refused connect gets no
+        ``$disconnect`` to clean up after it."""
         try:
-            session = self.get_session(listener.session_id)
+            session = self.get_session(session_id)
         except errors.ServiceUnavailable:
-            self.remove_listener(listener)  # a refused connect gets no $disconnect
+            undo()
             raise
         if session is None:  # ended and reaped between our write and this read
-            self.delete_connection(listener.connection_id)
+            undo()
             raise errors.SessionNotFound()
         return session
+
+    def take_over_listener(self, listener: Connection, previous_id: str) -> Optional[Session]:
+        """A listener refresh: put the new row and mark ``previous_id`` as replaced by
+        it, in one transaction, without changing the count (the new connection takes
+        the old one's place). Only a listener row of the same active session that is
+        not already replaced can be named, so each place is taken over once.
+
+        Returns the session, or None when ``previous_id`` cannot be taken over (the
+        caller then admits the refresh like a join). Raises ConnectionExists or
+        SessionNotFound."""
+        now_seconds = listener.connected_at // 1000
+        try:
+            self._db.transact(
+                self._put_new_connection(listener),
+                dynamo.update(
+                    self._connections,
+                    {"connectionId": previous_id},
+                    "SET replacedBy = :new",
+                    "sessionId = :s AND #role = :listener AND attribute_not_exists(replacedBy)",
+                    names={"#role": "role"},
+                    values={":new": listener.connection_id, ":s": listener.session_id,
+                            ":listener": LISTENER},
+                ),
+                dynamo.condition_check(
+                    self._sessions,
+                    {"sessionId": listener.session_id},
+                    "#status = :active AND expiresAt > :now",
+                    names=_STATUS,
+                    values={":active": ACTIVE, ":now": now_seconds},
+                ),
+            )
+        except Cancelled as exc:
+            if exc.failed(0):
+                raise ConnectionExists(self.get_connection(listener.connection_id)) from None
+            if exc.failed(2):
+                raise errors.SessionNotFound() from None
+            return None
+        return self._admitted_session(
+            listener.session_id, lambda: self.undo_take_over(listener, previous_id)
+        )
+
+    def undo_take_over(self, listener: Connection, previous_id: str) -> None:
+        """Undo :meth:`take_over_listener`: the new row goes, the old one keeps its place."""
+        self._db.update_if(
+            self._connections, {"connectionId": previous_id}, "REMOVE replacedBy",
+            "replacedBy = :new", values={":new": listener.connection_id},
+        )
+        self._db.delete_if(
+            self._connections, {"connectionId": listener.connection_id},
+            "attribute_not_exists(replacedBy)",
+        )
 
     def put_connection(self, connection: Connection) -> None:
         """Record a connection that carries no count (a speaker's).
 
         Raises ConnectionExists on a duplicate ``$connect``."""
         if not self._db.put_if(
-            self._connections, connection.to_item(), "attribute_not_exists(connectionId)"
+            self._connections, connection.to_item(), "attribute_not_exists(connectionId)",
+            mine=lambda old: Connection.from_item(old) == connection,
         ):
             raise ConnectionExists(self.get_connection(connection.connection_id))
 
@@ -210,16 +273,19 @@ class Store:
         one conditional update: only an active session owned by ``user_id``.
 
         Returns the updated session, the replaced connection id, and when the
-        replaced connection was noticed gone (None if it was not). Raises
-        SessionNotFound, Forbidden or ConnectionExists; on failure nothing remains.
+        replaced connection was noticed gone (None if it was not; both None when
+        a retry found its own lost update applied). Raises SessionNotFound,
+        Forbidden or ConnectionExists; on failure nothing remains.
         """
         self.put_connection(speaker)
         try:
             old = self._db.update_if(
                 self._sessions,
                 {"sessionId": speaker.session_id},
-                "SET speakerConnectionId = :c, expiresAt = :e REMOVE speakerDisconnectedAt",
-                "#status = :active AND speakerUserId = :u",
+                # Operands read the item as it was: the replaced id moves over.
+                "SET previousSpeakerConnectionId = speakerConnectionId, "
+                "speakerConnectionId = :c, expiresAt = :e REMOVE speakerDisconnectedAt",
+                "#status = :active AND speakerUserId = :u AND speakerConnectionId <> :c",
                 names=_STATUS,
                 values={
                     ":c": speaker.connection_id,
@@ -228,6 +294,7 @@ class Store:
                     ":u": user_id,
                 },
                 returns="ALL_OLD",
+                mine=lambda current: current.get("speakerConnectionId") == speaker.connection_id,
             )
         except errors.ServiceUnavailable:
             self.delete_connection(speaker.connection_id)
@@ -240,9 +307,12 @@ class Store:
         updated = attrs.evolve(
             previous,
             speaker_connection_id=speaker.connection_id,
+            previous_speaker_connection_id=previous.speaker_connection_id,
             expires_at=expires_at,
             speaker_disconnected_at=None,
         )
+        if previous.speaker_connection_id == speaker.connection_id:
+            return updated, None, None  # our lost first attempt: the old values are gone
         return updated, previous.speaker_connection_id, previous.speaker_disconnected_at
 
     def restore_speaker(
@@ -250,10 +320,10 @@ class Store:
     ) -> bool:
         """Undo :meth:`replace_speaker` if nothing replaced ``current`` since,
         including the grace period it cleared."""
-        expression = "SET speakerConnectionId = :previous"
+        expression = "SET speakerConnectionId = :previous REMOVE previousSpeakerConnectionId"
         values = {":previous": previous, ":current": current}
         if disconnected_at is not None:
-            expression += ", speakerDisconnectedAt = :gone"
+            expression = expression.replace(" REMOVE", ", speakerDisconnectedAt = :gone REMOVE")
             values[":gone"] = disconnected_at
         restored = self._db.update_if(
             self._sessions,
@@ -267,13 +337,17 @@ class Store:
     # -- leaving -----------------------------------------------------------------
 
     def remove_listener(self, listener: Connection) -> bool:
-        """Delete the row and decrement the count, once. True if this call did it."""
+        """Delete the row and decrement the count, once. True if this call did it.
+
+        A row whose place a refresh took over (``replacedBy``) is deleted without
+        decrementing: whatever ``listener`` says, the condition reads the row as it
+        is now."""
         try:
             self._db.transact(
                 dynamo.delete(
                     self._connections,
                     {"connectionId": listener.connection_id},
-                    "attribute_exists(connectionId)",
+                    "attribute_exists(connectionId) AND attribute_not_exists(replacedBy)",
                 ),
                 dynamo.update(
                     self._sessions,
@@ -288,7 +362,12 @@ class Store:
             return True
         except Cancelled as exc:
             if exc.failed(0):
-                return False  # somebody else removed it first: nothing to do
+                # Removed by somebody else first (nothing to do), or replaced by a
+                # refresh (the row alone goes; its count belongs to the new one).
+                return self._db.delete_if(
+                    self._connections, {"connectionId": listener.connection_id},
+                    "attribute_exists(replacedBy)",
+                ) is not None
             # The session item is gone (or already at zero): the row alone goes.
             return self.delete_connection(listener.connection_id) is not None
 
@@ -314,24 +393,33 @@ class Store:
             clauses.append(
                 f"sequenceNumbers.#l{i} = if_not_exists(sequenceNumbers.#l{i}, :zero) + :one"
             )
+        # lastPublish makes a retried advance recognisable: without it, a retry after
+        # a lost response would skip a number in every language.
+        publish_id = uuid.uuid4().hex
+        clauses.append("lastPublish = :pid")
         item = self._db.update_if(
             self._sessions,
             {"sessionId": session_id},
             "SET " + ", ".join(clauses),
-            "#status = :active",
+            "#status = :active AND (attribute_not_exists(lastPublish) OR lastPublish <> :pid)",
             names=names,
-            values={":active": ACTIVE, ":one": 1, ":zero": 0},
+            values={":active": ACTIVE, ":one": 1, ":zero": 0, ":pid": publish_id},
             returns="UPDATED_NEW",
+            mine=lambda current: current.get("lastPublish") == publish_id,
         )
         if item is None:
             raise errors.SessionNotFound()
         numbers = item.get("sequenceNumbers", {})
         return {language: int(numbers[language]) for language in languages}
 
-    def update_broadcast_state(self, session_id: str, changes: dict, now_ms: int) -> Session:
-        """Set fields of an active session's broadcastState; returns the session."""
+    def update_broadcast_state(
+        self, session_id: str, speaker_connection_id: str, changes: dict, now_ms: int
+    ) -> Session:
+        """Set fields of an active session's broadcastState, if ``speaker_connection_id``
+        is its current speaker; returns the session. Raises SessionNotFound or
+        ConnectionReplaced."""
         names = dict(_STATUS)
-        values = {":active": ACTIVE, ":now": now_ms}
+        values = {":active": ACTIVE, ":now": now_ms, ":me": speaker_connection_id}
         clauses = ["broadcastState.lastStateChange = :now"]
         for i, (field, value) in enumerate(sorted(changes.items())):
             names[f"#f{i}"] = field
@@ -341,14 +429,30 @@ class Store:
             self._sessions,
             {"sessionId": session_id},
             "SET " + ", ".join(clauses),
-            "#status = :active",
+            "#status = :active AND speakerConnectionId = :me",
             names=names,
             values=values,
             returns="ALL_NEW",
         )
         if item is None:
-            raise errors.SessionNotFound()
+            self.current_speaker_session(session_id, speaker_connection_id)
         return Session.from_item(item)
+
+    def forget_previous_speaker(self, session_id: str, connection_id: str) -> None:
+        """The replaced speaker connection's row is gone: stop tracking it."""
+        self._db.update_if(
+            self._sessions, {"sessionId": session_id}, "REMOVE previousSpeakerConnectionId",
+            "previousSpeakerConnectionId = :c", values={":c": connection_id},
+        )
+
+    def current_speaker_session(self, session_id: str, speaker_connection_id: str) -> Session:
+        """The active session, if ``speaker_connection_id`` is its current speaker.
+        Raises SessionNotFound, or ConnectionReplaced for a speaker connection a
+        refresh replaced."""
+        session = self.active_session(session_id)
+        if session.speaker_connection_id != speaker_connection_id:
+            raise errors.ConnectionReplaced()
+        return session
 
     def change_language(self, connection_id: str, language: str) -> Optional[Connection]:
         """Move a listener to another language in place (the index key is updated
@@ -369,13 +473,18 @@ class Store:
     def claim_notice(self, connection_id: str, attribute: str, now_ms: int) -> bool:
         """Mark a one-time notice as sent; True only for the one caller that marks
         it, so a heartbeat and the sweep racing send it exactly once."""
+        # A claim is its time plus a random fraction of a millisecond: unique, so a
+        # retried claim whose first attempt applied recognises itself, and two
+        # claimers in the same millisecond do not.
+        stamp = Decimal(now_ms) + Decimal(secrets.randbelow(10**6)) / 10**6
         claimed = self._db.update_if(
             self._connections,
             {"connectionId": connection_id},
             "SET #notice = :now",
             "attribute_exists(connectionId) AND attribute_not_exists(#notice)",
             names={"#notice": attribute},
-            values={":now": now_ms},
+            values={":now": stamp},
+            mine=lambda current: current.get(attribute) == stamp,
         )
         return claimed is not None
 
@@ -403,6 +512,8 @@ class Store:
             names=_STATUS,
             values={":now": now_ms, ":active": ACTIVE, ":c": connection_id},
             returns="ALL_NEW",
+            mine=lambda current: current.get("speakerDisconnectedAt") == now_ms
+            and current.get("speakerConnectionId") == connection_id,
         )
         return Session.from_item(item) if item is not None else None
 

@@ -20,10 +20,20 @@ def query_parameters(event: dict) -> Dict[str, str]:
     return dict(event.get("queryStringParameters") or {})
 
 
+def _authorizer_context(event: dict) -> dict:
+    return request_context(event).get("authorizer") or {}
+
+
 def authorizer_user_id(event: dict) -> Optional[str]:
-    context = request_context(event).get("authorizer") or {}
-    user_id = context.get("userId")
+    """The verified speaker's user id, set only by the authorizer."""
+    user_id = _authorizer_context(event).get("userId")
     return user_id if isinstance(user_id, str) and user_id else None
+
+
+def authorizer_refusal(event: dict) -> Optional[str]:
+    """Why the authorizer could not verify a speaker's token, if it could not."""
+    refusal = _authorizer_context(event).get("refusal")
+    return refusal if isinstance(refusal, str) and refusal else None
 
 
 def endpoint_for(event: dict, config) -> str:

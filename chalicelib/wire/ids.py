@@ -17,7 +17,7 @@ from chalicelib.wire.words import ADJECTIVES, NOUNS, is_blocked
 MAX_ID_ATTEMPTS = 10
 NUMBER_MIN, NUMBER_MAX = 100, 999
 
-_SHAPE = re.compile(r"^([a-z]+)-([a-z]+)-([1-9][0-9]{2})$")
+_SHAPE = re.compile(r"([a-z]+)-([a-z]+)-([1-9][0-9]{2})")
 _ADJECTIVES = frozenset(ADJECTIVES)
 _NOUNS = frozenset(NOUNS)
 _system_random = secrets.SystemRandom()
@@ -46,7 +46,7 @@ def is_valid_session_id(value: object) -> bool:
     """Exactly the generated shape: listed words, a number from 100 to 999."""
     if not isinstance(value, str):
         return False
-    match = _SHAPE.match(value)
+    match = _SHAPE.fullmatch(value)
     if not match:
         return False
     adjective, noun, _number = match.groups()

@@ -8,12 +8,14 @@ becomes a :class:`ClientMessage`. Anything malformed raises the matching
 from __future__ import annotations
 
 import json
+import re
 from typing import Mapping, Optional, Union
 
 import attrs
 
 from chalicelib import errors
 from chalicelib.config import QUALITY_TIERS
+from chalicelib.wire.echo import shown
 from chalicelib.wire.ids import is_valid_session_id
 from chalicelib.wire.languages import is_language_code
 from chalicelib.state.records import LISTENER, SPEAKER
@@ -24,6 +26,9 @@ CONNECT_ACTIONS = (CREATE, JOIN, REFRESH)
 # API Gateway's own limit is 128 KB; a body that large is refused by the gateway
 # before it reaches us, this guards direct invocations.
 MAX_MESSAGE_BYTES = 128 * 1024
+MAX_NESTING = 16
+# API Gateway connection ids are short base64 strings ("L0SM9cOFvHcCIhw=").
+_CONNECTION_ID = re.compile(r"[A-Za-z0-9+/=_-]{1,128}")
 
 
 @attrs.frozen
@@ -45,6 +50,8 @@ class RefreshIntent:
     session_id: str
     role: str
     target_language: Optional[str] = None
+    # A listener's connection being replaced: its place (and count) is taken over.
+    previous_connection_id: Optional[str] = None
 
 
 ConnectIntent = Union[CreateIntent, JoinIntent, RefreshIntent]
@@ -77,11 +84,11 @@ def _require(query: Mapping[str, str], name: str) -> str:
 def validate_language(value: object, supported, name: str) -> str:
     if not is_language_code(value):
         raise errors.InvalidLanguage(
-            f"{name} must be an ISO 639-1 code (two lower-case letters), got {value!r}"
+            f"{name} must be an ISO 639-1 code (two lower-case letters), got {shown(value)}"
         )
     if value not in supported:
         raise errors.UnsupportedLanguage(
-            f"{name} {value!r} is not supported; supported: {', '.join(supported)}"
+            f"{name} {shown(value)} is not supported; supported: {', '.join(supported)}"
         )
     return value  # type: ignore[return-value]
 
@@ -89,7 +96,7 @@ def validate_language(value: object, supported, name: str) -> str:
 def validate_session_id(value: object) -> str:
     if not is_valid_session_id(value):
         raise errors.InvalidSessionId(
-            f"sessionId must look like faithful-shepherd-427, got {value!r}"
+            f"sessionId must look like faithful-shepherd-427, got {shown(value)}"
         )
     return value  # type: ignore[return-value]
 
@@ -103,7 +110,7 @@ def parse_connect(query: Mapping[str, str], supported_languages) -> ConnectInten
         )
     if action not in CONNECT_ACTIONS:
         raise errors.InvalidAction(
-            f"action must be one of {', '.join(CONNECT_ACTIONS)}, got {action!r}"
+            f"action must be one of {', '.join(CONNECT_ACTIONS)}, got {shown(action)}"
         )
     if action == CREATE:
         source = validate_language(
@@ -112,7 +119,7 @@ def parse_connect(query: Mapping[str, str], supported_languages) -> ConnectInten
         tier = query.get("qualityTier") or "standard"
         if tier not in QUALITY_TIERS:
             raise errors.InvalidQualityTier(
-                f"qualityTier must be one of {', '.join(QUALITY_TIERS)}, got {tier!r}"
+                f"qualityTier must be one of {', '.join(QUALITY_TIERS)}, got {shown(tier)}"
             )
         return CreateIntent(source, tier)
 
@@ -125,13 +132,18 @@ def parse_connect(query: Mapping[str, str], supported_languages) -> ConnectInten
 
     role = _require(query, "role")
     if role not in (SPEAKER, LISTENER):
-        raise errors.InvalidParameter(f"role must be speaker or listener, got {role!r}")
+        raise errors.InvalidParameter(f"role must be speaker or listener, got {shown(role)}")
     if role == SPEAKER:
         return RefreshIntent(session_id, SPEAKER)
     target = validate_language(
         _require(query, "targetLanguage"), supported_languages, "targetLanguage"
     )
-    return RefreshIntent(session_id, LISTENER, target)
+    previous = query.get("previousConnectionId") or None
+    if previous is not None and not _CONNECTION_ID.fullmatch(previous):
+        raise errors.InvalidParameter(
+            f"previousConnectionId must be a connection id, got {shown(previous)}"
+        )
+    return RefreshIntent(session_id, LISTENER, target, previous)
 
 
 @attrs.frozen
@@ -140,18 +152,42 @@ class ClientMessage:
     body: dict
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value: object) -> int:
+    """How deeply objects and lists nest, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = node.values()
+        elif not isinstance(node, list):
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node)
+    return deepest
+
+
 def parse_message(raw: Optional[str]) -> ClientMessage:
-    """A ``$default`` body: a JSON object with a string ``action``."""
+    """A ``$default`` body: a JSON object with a string ``action``, nested at most
+    MAX_NESTING deep (no handler needs more, and deeper input would make later
+    code recurse)."""
     if raw is None or raw == "":
         raise errors.InvalidMessage("empty message; send a JSON object with an action")
     if len(raw.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES:
         raise errors.InvalidMessage("message larger than 128 KB")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise errors.InvalidMessage(f"message nested deeper than {MAX_NESTING} levels") from None
     except ValueError:
         raise errors.InvalidMessage("message is not valid JSON") from None
     if not isinstance(body, dict):
         raise errors.InvalidMessage("message must be a JSON object")
+    if _depth(body) > MAX_NESTING:
+        raise errors.InvalidMessage(f"message nested deeper than {MAX_NESTING} levels")
     action = body.get("action")
     if action is None:
         raise errors.InvalidMessage("message has no 'action'")

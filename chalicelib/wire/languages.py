@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-_CODE = re.compile(r"^[a-z]{2}$")
+_CODE = re.compile(r"[a-z]{2}")
 
 DEFAULT_SUPPORTED_LANGUAGES = (
     "ar",  # Arabic (Polly: arb, Hala/Zayd neural)
@@ -36,4 +36,4 @@ DEFAULT_SUPPORTED_LANGUAGES = (
 
 def is_language_code(value: object) -> bool:
     """True for a syntactically valid ISO 639-1 code (two lower-case letters)."""
-    return isinstance(value, str) and bool(_CODE.match(value))
+    return isinstance(value, str) and bool(_CODE.fullmatch(value))

@@ -9,6 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
+from chalicelib.wire.echo import clip
+
+# Every real action name is shorter; a longer one is echoed cut.
+MAX_ACTION_ECHO = 40
+
 
 def build(type_: str, now: float, **fields: Any) -> dict:
     return {"type": type_, "timestamp": int(now * 1000), **fields}
@@ -68,9 +73,11 @@ def session_ended(now, session_id, reason) -> dict:
 
 
 def error(now, code: str, message: str, action: Optional[str] = None) -> dict:
+    """An ``error`` reply; the failed ``action`` is echoed only as a short, safe
+    prefix, so the reply stays small enough to be delivered."""
     fields = {"code": code, "message": message}
     if action:
-        fields["action"] = action
+        fields["action"] = clip(action, MAX_ACTION_ECHO)
     return build("error", now, **fields)
 
 

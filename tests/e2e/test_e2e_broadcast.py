@@ -505,7 +505,7 @@ class TestControls:
             assert error_code(listener) == code
             self.assert_nothing_changed(speaker, other)
 
-    @pytest.mark.parametrize("level", [1.01, -0.1, "0.5", None, True, 1e309])
+    @pytest.mark.parametrize("level", [1.01, -0.1, "0.5", None, True, 10**400])
     def test_bad_volume_is_refused_and_changes_nothing(self, stack, level):
         """volumeLevel outside 0..1 or not a number: INVALID_PARAMETER, nothing published."""
         with ExitStack() as sockets:
@@ -514,10 +514,18 @@ class TestControls:
             body = {"action": "setVolume"}
             if level is not None:
                 body["volumeLevel"] = level
-            speaker.send(json.dumps(body))  # 1e309 is sent as Infinity
+            speaker.send(json.dumps(body))
             reply = recv_json(speaker)
             assert (reply["type"], reply["code"], reply["action"]) == ("error", "INVALID_PARAMETER", "setVolume")
             self.assert_nothing_changed(speaker, listener)
+
+    def test_infinity_is_not_json(self, stack):
+        """1e309 serialised by Python as the bare word Infinity is not JSON: INVALID_MESSAGE."""
+        with ExitStack() as sockets:
+            speaker, _ = create(stack, sockets)
+            speaker.send(json.dumps({"action": "setVolume", "volumeLevel": 1e309}))
+            reply = recv_json(speaker)
+            assert (reply["type"], reply["code"]) == ("error", "INVALID_MESSAGE")
 
     @staticmethod
     def assert_nothing_changed(speaker, listener):

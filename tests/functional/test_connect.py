@@ -290,19 +290,76 @@ class TestRefresh:
         assert not gateway.received(listener, "sessionEnded")
         assert store.get_connection(old_cid) is None
 
-    def test_listener_refresh_joins_even_at_capacity(self, gateway, speaker, store, config):
-        """A refreshing listener gets in while the session is full; the old one leaving rebalances."""
+    def test_listener_refresh_takes_over_its_place_at_capacity(self, gateway, speaker, store, config):
+        """A refresh naming its current connection gets in while the session is full;
+        the count stays, and the old connection leaving does not uncount the new one."""
         _, session_id = speaker
         cids = [join(gateway, session_id)[2] for _ in range(config.max_listeners_per_session)]
         status, _, new_cid = gateway.connect(
-            {"action": "refreshConnection", "sessionId": session_id, "role": "listener", "targetLanguage": "fr"}
+            {"action": "refreshConnection", "sessionId": session_id, "role": "listener",
+             "targetLanguage": "fr", "previousConnectionId": cids[0]}
         )
         assert status == 200
         complete = gateway.last(new_cid)
         assert complete["type"] == "connectionRefreshComplete"
         assert complete["role"] == "listener" and complete["targetLanguage"] == "fr"
-        gateway.close(cids[0])
         assert store.get_session(session_id).listener_count == config.max_listeners_per_session
+        assert store.get_connection(cids[0]).replaced_by == new_cid
+        gateway.close(cids[0])
+        assert store.get_connection(cids[0]) is None
+        assert store.get_session(session_id).listener_count == config.max_listeners_per_session
+        gateway.close(new_cid)
+        assert store.get_session(session_id).listener_count == config.max_listeners_per_session - 1
+
+    def test_listener_refresh_without_a_connection_counts_like_a_join(self, gateway, speaker, store, config):
+        """A refresh that names no connection is admitted while there is room and
+        refused with SESSION_FULL when there is none."""
+        _, session_id = speaker
+        query = {"action": "refreshConnection", "sessionId": session_id, "role": "listener",
+                 "targetLanguage": "es"}
+        for _ in range(config.max_listeners_per_session - 1):
+            join(gateway, session_id)
+        assert gateway.connect(query)[0] == 200
+        status, body, cid = gateway.connect(query)
+        assert (status, body["code"]) == (503, "SESSION_FULL")
+        assert store.get_connection(cid) is None
+        assert store.get_session(session_id).listener_count == config.max_listeners_per_session
+
+    def test_a_place_is_taken_over_once(self, gateway, speaker, store, config):
+        """Naming the same connection twice: the second refresh is admitted like a join,
+        so it is refused when the session is full."""
+        _, session_id = speaker
+        cids = [join(gateway, session_id)[2] for _ in range(config.max_listeners_per_session)]
+        query = {"action": "refreshConnection", "sessionId": session_id, "role": "listener",
+                 "targetLanguage": "es", "previousConnectionId": cids[0]}
+        assert gateway.connect(query)[0] == 200
+        status, body, _ = gateway.connect(query)
+        assert (status, body["code"]) == (503, "SESSION_FULL")
+        assert store.get_session(session_id).listener_count == config.max_listeners_per_session
+
+    def test_only_a_listener_of_the_same_session_can_be_taken_over(self, gateway, speaker, store, issuer, config):
+        """Naming the speaker or another session's listener takes nothing over."""
+        speaker_cid, session_id = speaker
+        _, _, other_speaker = gateway.connect({**LANG_QUERY, "token": issuer.token("bob")})
+        other_session = gateway.last(other_speaker)["sessionId"]
+        _, _, stranger = join(gateway, other_session)
+        for _ in range(config.max_listeners_per_session):
+            join(gateway, session_id)
+        for previous in (speaker_cid, stranger, "nosuchconnection="):
+            status, body, _ = gateway.connect(
+                {"action": "refreshConnection", "sessionId": session_id, "role": "listener",
+                 "targetLanguage": "es", "previousConnectionId": previous})
+            assert (status, body["code"]) == (503, "SESSION_FULL"), previous
+        assert store.get_connection(stranger).replaced_by is None
+        assert store.get_session(other_session).listener_count == 1
+
+    def test_a_malformed_previous_connection_id_is_400(self, gateway, speaker):
+        """previousConnectionId must look like a connection id."""
+        _, session_id = speaker
+        status, body, _ = gateway.connect(
+            {"action": "refreshConnection", "sessionId": session_id, "role": "listener",
+             "targetLanguage": "es", "previousConnectionId": "not an id!"})
+        assert (status, body["code"]) == (400, "INVALID_PARAMETER")
 
     def test_refresh_into_an_ended_session_is_404(self, gateway, speaker):
         """Refreshing into a session that ended is SESSION_NOT_FOUND."""

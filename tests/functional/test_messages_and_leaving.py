@@ -117,15 +117,32 @@ class TestLeaving:
         status, body, _ = join(gateway, session_id)
         assert (status, body["code"]) == (404, "SESSION_NOT_FOUND")
 
-    def test_end_twice_is_refused(self, gateway, speaker, issuer):
-        """A second endSession (from a refreshed speaker socket) is SESSION_NOT_FOUND."""
+    def test_ending_also_closes_a_replaced_speaker_connection(self, gateway, speaker, issuer, store):
+        """The speaker's old socket, still open after a refresh, is told the session
+        ended and closed with the new one; no speaker row is left."""
         speaker_cid, session_id = speaker
         _, _, new_cid = gateway.connect(
             {"action": "refreshConnection", "sessionId": session_id, "role": "speaker", "token": issuer.token("alice")}
         )
         gateway.send(new_cid, {"action": "endSession"})
-        gateway.send(speaker_cid, {"action": "endSession"})
-        assert gateway.last(speaker_cid)["code"] in ("SESSION_NOT_FOUND", "FORBIDDEN")
+        for cid in (speaker_cid, new_cid):
+            assert gateway.received(cid, "sessionEnded")[0]["reason"] == "speakerEnded"
+            assert gateway.closed[cid] == 1000 and store.get_connection(cid) is None
+
+    def test_a_replaced_speaker_connection_left_behind_is_swept(self, gateway, speaker, issuer, store, config):
+        """A replaced speaker socket whose $disconnect never came is found by the
+        sweep (its silence closes it) and its row removed; the session goes on."""
+        speaker_cid, session_id = speaker
+        _, _, new_cid = gateway.connect(
+            {"action": "refreshConnection", "sessionId": session_id, "role": "speaker", "token": issuer.token("alice")}
+        )
+        gateway.vanish(speaker_cid)
+        gateway.runtime.clock.advance(config.heartbeat_timeout_seconds + 1)
+        gateway.send(new_cid, {"action": "heartbeat"})
+        gateway.sweep()
+        assert store.get_connection(speaker_cid) is None
+        session = store.get_session(session_id)
+        assert session.status == "active" and session.previous_speaker_connection_id is None
 
     def test_listener_already_gone_when_session_ends(self, gateway, speaker, store):
         """A listener whose socket vanished without $disconnect is cleaned when the session ends."""

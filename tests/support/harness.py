@@ -60,6 +60,7 @@ class FakeManagementClient:
     def delete_connection(self, ConnectionId):
         if ConnectionId not in self.gateway.open:
             raise self._gone()
+        self.gateway.server_closed.add(ConnectionId)
         self.gateway.drop(ConnectionId, status=1000, reason="closed by server")
 
 
@@ -108,9 +109,24 @@ class Gateway:
         self.open: set = set()
         self.inbox: Dict[str, List[dict]] = defaultdict(list)
         self.closed: Dict[str, int] = {}
+        self.server_closed: set = set()  # closed by DELETE @connections
         self.pending_welcomes: List[dict] = []
         self.pending_disconnects: List[tuple] = []
         self.endpoints: set = set()
+        # Lambda records a handler's exception and moves on; tests see it raised
+        # unless they model that (fault injection records them here instead).
+        self.record_lambda_errors = False
+        self.lambda_errors: List[str] = []
+
+    def invoke(self, handler, event):
+        try:
+            return handler(event, Context())
+        except Exception as exc:
+            if not self.record_lambda_errors:
+                raise
+            name = getattr(handler, "__name__", type(handler).__name__)
+            self.lambda_errors.append(f"{name}: {type(exc).__name__}")
+            return None
 
     # -- events ------------------------------------------------------------------
 
@@ -141,7 +157,7 @@ class Gateway:
             "queryStringParameters": query,
             "requestContext": self._context("pending", "$connect", "CONNECT"),
         }
-        return self.app.authorizer(event, Context())
+        return self.invoke(self.app.authorizer, event)
 
     def connect(self, query: dict, connection_id: Optional[str] = None, deliver: bool = True):
         """Returns (status, body, connection_id), running the authorizer first."""
@@ -150,6 +166,8 @@ class Gateway:
             policy = self.authorize(query)
         except Exception as exc:
             return (401 if str(exc) == "Unauthorized" else 500), None, connection_id
+        if policy is None:
+            return 500, None, connection_id
         if policy["policyDocument"]["Statement"][0]["Effect"] != "Allow":
             return 403, None, connection_id
         context = self._context(connection_id, "$connect", "CONNECT")
@@ -160,7 +178,7 @@ class Gateway:
             "requestContext": context,
             "isBase64Encoded": False,
         }
-        response = self.app.on_ws_connect(event, Context())
+        response = self.invoke(self.app.on_ws_connect, event) or {"statusCode": 500}
         status = response.get("statusCode", 200)
         body = json.loads(response["body"]) if response.get("body") else None
         if 200 <= status < 300:
@@ -178,7 +196,7 @@ class Gateway:
             "requestContext": self._context(connection_id, "$default", "MESSAGE"),
             "isBase64Encoded": False,
         }
-        self.app.on_ws_message(event, Context())
+        self.invoke(self.app.on_ws_message, event)
         self.pump()
 
     def drop(self, connection_id: str, status: int = 1001, reason: str = "Going away") -> None:
@@ -191,13 +209,13 @@ class Gateway:
     def disconnect_event(self, connection_id: str, status=1000, reason="") -> None:
         context = self._context(connection_id, "$disconnect", "DISCONNECT")
         context.update(disconnectStatusCode=status, disconnectReason=reason)
-        self.app.on_ws_disconnect({"requestContext": context, "isBase64Encoded": False}, Context())
+        self.invoke(self.app.on_ws_disconnect, {"requestContext": context, "isBase64Encoded": False})
 
     def pump(self) -> None:
         """Run the invocations that API Gateway/Lambda would run next."""
         while self.pending_welcomes or self.pending_disconnects:
             while self.pending_welcomes:
-                self.app.deliver_welcome(self.pending_welcomes.pop(0), Context())
+                self.invoke(self.app.deliver_welcome, self.pending_welcomes.pop(0))
             while self.pending_disconnects:
                 self.disconnect_event(*self.pending_disconnects.pop(0))
 
@@ -206,7 +224,7 @@ class Gateway:
         event = {"version": "0", "id": "sweep", "detail-type": "Scheduled Event", "source": "aws.events",
                  "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
                  "resources": ["arn:aws:events:us-east-1:123456789012:rule/sweep"], "detail": {}}
-        result = self.app.sweep(event, Context())
+        result = self.invoke(self.app.sweep, event)
         self.pump()
         return result
 

@@ -73,7 +73,8 @@ class TestConfig:
 class TestDocumentation:
     def test_readme_table_is_the_declared_settings(self):
         """The README's configuration table lists exactly the variables Config reads,
-        with their declared defaults and meanings, in declaration order."""
+        with their declared defaults and meanings, in declaration order
+        (`python tools/config_table.py --write` regenerates it)."""
         from pathlib import Path
 
         from chalicelib.config import variables

@@ -5,7 +5,7 @@ import time
 import jwt
 import pytest
 
-from chalicelib.auth.authorizer import AuthorizerUnauthorized, authorize
+from chalicelib.auth.authorizer import BAD_TOKEN, KEYS_UNAVAILABLE, authorize
 from chalicelib.auth.tokens import InvalidToken, JwksCache, TokenVerifier
 from tests.support.tokens import AUDIENCE, ISSUER, Issuer
 
@@ -198,17 +198,29 @@ class TestAuthorizer:
         assert statement == {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": METHOD_ARN}
         assert "userId" not in result["context"]
 
-    def test_speaker_without_token_is_unauthorized(self, verifier):
-        """createSession without a token fails with exactly 'Unauthorized' (401)."""
-        with pytest.raises(AuthorizerUnauthorized) as caught:
-            authorize({"methodArn": METHOD_ARN, "queryStringParameters": {"action": "createSession"}}, verifier)
-        assert str(caught.value) == "Unauthorized"
+    def test_speaker_without_token_carries_a_refusal(self, verifier):
+        """createSession without a token is not refused here (a raised Unauthorized
+        would be a Lambda error): $connect gets the refusal and answers 401."""
+        result = authorize({"methodArn": METHOD_ARN, "queryStringParameters": {"action": "createSession"}}, verifier)
+        assert result["context"] == {"role": "speaker", "refusal": BAD_TOKEN}
+        assert result["principalId"] == "anonymous"
 
-    def test_speaker_refresh_with_bad_token_is_unauthorized(self, verifier, issuer):
-        """A speaker refresh with an expired token is refused."""
+    def test_speaker_refresh_with_bad_token_carries_a_refusal(self, verifier, issuer):
+        """A speaker refresh with an expired token gets no user id, only a refusal."""
         query = {"action": "refreshConnection", "role": "speaker", "token": issuer.token(exp=1)}
-        with pytest.raises(AuthorizerUnauthorized):
-            authorize({"methodArn": METHOD_ARN, "queryStringParameters": query}, verifier)
+        result = authorize({"methodArn": METHOD_ARN, "queryStringParameters": query}, verifier)
+        assert result["context"] == {"role": "speaker", "refusal": BAD_TOKEN}
+
+    def test_unreachable_keys_are_told_apart(self, issuer):
+        """When the signing keys cannot be fetched the refusal says so ($connect: 503)."""
+        def broken(url):
+            raise OSError("connection refused")
+
+        verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, token_use="id",
+                                 jwks=JwksCache("u", cooldown=300, fetch=broken, clock=Clock()))
+        query = {"action": "createSession", "token": issuer.token("alice")}
+        result = authorize({"methodArn": METHOD_ARN, "queryStringParameters": query}, verifier)
+        assert result["context"] == {"role": "speaker", "refusal": KEYS_UNAVAILABLE}
 
     def test_speaker_with_token_gets_user_id(self, verifier, issuer, caplog):
         """A valid token allows and passes the token's sub as userId; the token is never logged."""
@@ -218,6 +230,6 @@ class TestAuthorizer:
         )
         assert result["principalId"] == "alice"
         assert result["context"] == {"role": "speaker", "userId": "alice"}
-        with pytest.raises(AuthorizerUnauthorized):
-            authorize({"methodArn": METHOD_ARN, "queryStringParameters": {"action": "createSession", "token": token + "x"}}, verifier)
+        forged = authorize({"methodArn": METHOD_ARN, "queryStringParameters": {"action": "createSession", "token": token + "x"}}, verifier)
+        assert "userId" not in forged["context"]
         assert token not in caplog.text
