@@ -28,21 +28,10 @@ from typing import BinaryIO, Dict, List, Optional, TextIO
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from .protocol import (
-    LISTENER_HELP,
-    SPEAKER_HELP,
-    ClientProtocol,
-    Close,
-    Exit,
-    FetchToken,
-    Open,
-    Print,
-    ReadAudio,
-    Role,
-    Send,
-    WriteAudio,
-    redact,
-)
+from .actions import Close, Exit, FetchToken, Open, Print, ReadAudio, Send, WriteAudio
+from .commands import LISTENER_HELP, SPEAKER_HELP
+from .display import redact
+from .protocol import ClientProtocol, Role
 
 DEFAULT_URL = "ws://127.0.0.1:8000/dev"
 #: How long a --token-command may run.

@@ -31,7 +31,9 @@ import pytest
 from botocore.config import Config
 from websockets.sync.client import connect
 
-from broadcast_client.protocol import ClientProtocol, Print, Role, tone_pcm16
+from broadcast_client.actions import Print
+from broadcast_client.audio import tone_pcm16
+from broadcast_client.protocol import ClientProtocol, Role
 from chalicelib.state.schema import CONNECTIONS_SESSION_INDEX
 
 ROOT = Path(__file__).resolve().parents[2]

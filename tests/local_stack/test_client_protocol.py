@@ -6,27 +6,20 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from broadcast_client.protocol import (
-    AUDIO_CHUNK_BYTES,
-    MAX_AUDIO_BASE64_CHARS,
-    AudioReorderBuffer,
-    ClientProtocol,
+from broadcast_client.actions import (
     Close,
     Exit,
     FetchToken,
     Open,
     Print,
     ReadAudio,
-    Role,
     Send,
-    SequenceFilter,
     WriteAudio,
-    audio_chunks,
-    backoff,
-    describe,
-    redact,
-    tone_pcm16,
 )
+from broadcast_client.audio import AUDIO_CHUNK_BYTES, MAX_AUDIO_BASE64_CHARS, audio_chunks, tone_pcm16
+from broadcast_client.display import describe, redact
+from broadcast_client.ordering import AudioReorderBuffer, SequenceFilter
+from broadcast_client.protocol import ClientProtocol, Role, backoff
 
 URL = "ws://127.0.0.1:8000/dev"
 
