@@ -149,7 +149,7 @@ class Runner:
         if kind == "refused":
             return self.protocol.refused(key, event[2], event[3], now)
         if kind == "failed":
-            return self.protocol.failed(key, event[2], now)
+            return self.protocol.failed(key, event[2], now, nothing_listening=event[3])
         if kind == "token":
             return self.protocol.token_ready(key, event[2], now)
         if kind == "token_failed":
@@ -216,8 +216,11 @@ class Runner:
             body = bytes(response.body or b"").decode("utf-8", "replace")
             await self.events.put(("refused", key, response.status_code, body))
             return
+        except ConnectionRefusedError as exc:
+            await self.events.put(("failed", key, f"{type(exc).__name__}: {exc}", True))
+            return
         except (OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: B014
-            await self.events.put(("failed", key, f"{type(exc).__name__}: {exc}"))
+            await self.events.put(("failed", key, f"{type(exc).__name__}: {exc}", False))
             return
         self.sockets[key] = ws
         await self.events.put(("opened", key))

@@ -1,15 +1,18 @@
 """What the reference client shows a person: readable lines, never a token.
 
 :func:`describe` renders a server message as one line (``--output text``),
-:func:`describe_refusal` a refused handshake, :func:`redact` hides ``token=``
-values in anything printed.
+:func:`describe_refusal` a refused handshake, :func:`describe_nothing_listening`
+a server that is not there; :func:`redact` hides ``token=`` values in anything
+printed.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import time as _time
 from typing import Any
+from urllib.parse import urlsplit
 
 from .audio import decode_audio_data
 
@@ -120,3 +123,24 @@ def describe_refusal(status: int, body: str) -> str:
     if isinstance(parsed, dict) and parsed.get("message"):
         return f"{status} {parsed['message']}"
     return f"HTTP {status}"
+
+
+def _is_this_machine(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def describe_nothing_listening(url: str) -> str:
+    """No server at ``url``'s address (the connection was refused): what to do."""
+    where = redact(url.split("?", 1)[0])
+    if _is_this_machine(where):
+        return (f"nothing is listening at {where} (connection refused). Is the local stack "
+                f"running? Start it with `make run` in another terminal; if it runs elsewhere, "
+                f"give its address: make speak|listen PORT=... or WS_URL=..., or --url / BROADCAST_URL")
+    return (f"nothing is listening at {where} (connection refused): is the server up, and is "
+            f"the URL right (--url or BROADCAST_URL)?")

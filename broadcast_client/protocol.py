@@ -27,8 +27,9 @@ from . import commands
 from .actions import Close, Exit, FetchToken, Open, Print, ReadAudio, Send
 from .audio import AUDIO_CHUNK_BYTES, AUDIO_FORMAT, decode_audio_data, send_audio_bodies, tone_pcm16
 from .commands import LISTENER_HELP, SPEAKER_HELP
-from .display import describe, describe_refusal, redact
+from .display import describe, describe_nothing_listening, describe_refusal, redact
 from .ordering import AudioReorderBuffer, BroadcastSequences, SequenceFilter
+from .token_hints import token_hints
 
 #: How long Ctrl-C waits for ``sessionEnded`` after ``endSession`` before closing.
 END_SESSION_TIMEOUT = 5.0
@@ -213,6 +214,9 @@ class ClientProtocol:
         """The handshake of ``key`` was refused with an HTTP ``status``."""
         purpose = self._purposes.pop(key, None)
         detail = describe_refusal(status, body)
+        if status == 401 and self.role is Role.SPEAKER:
+            # API Gateway says only "Unauthorized"; the token itself may say why.
+            detail += f"; {token_hints(self.token, now)}"
         if purpose is None or self.done is not None:
             return []  # a socket given up on meanwhile
         if purpose is Purpose.REFRESH:
@@ -226,8 +230,9 @@ class ClientProtocol:
             return self._exit(1, f"reconnect refused: {detail}")
         return self._exit(1, f"connection refused: {detail}")
 
-    def failed(self, key: str, error: str, now: float) -> List[Any]:
-        """The socket ``key`` could not be opened (network error)."""
+    def failed(self, key: str, error: str, now: float, *, nothing_listening: bool = False) -> List[Any]:
+        """The socket ``key`` could not be opened (network error); ``nothing_listening``:
+        the connection was refused, no server listens at the URL's address."""
         purpose = self._purposes.pop(key, None)
         error = redact(error)  # a malformed URL is quoted whole, token included
         if purpose is None or self.done is not None:
@@ -236,6 +241,8 @@ class ClientProtocol:
             return [Print(f"! refresh failed ({error}); keeping the current connection")]
         if purpose is Purpose.RECONNECT:
             return self._reconnect(f"reconnect failed ({error})")
+        if nothing_listening:
+            return self._exit(1, f"cannot connect: {describe_nothing_listening(self.url)}")
         return self._exit(1, f"cannot connect: {error}")
 
     def received(self, key: str, text: str, now: float) -> List[Any]:

@@ -35,6 +35,7 @@ from broadcast_client.actions import Print
 from broadcast_client.audio import tone_pcm16
 from broadcast_client.protocol import ClientProtocol, Role
 from chalicelib.state.schema import CONNECTIONS_SESSION_INDEX
+from local_stack.issuer import LocalIssuer
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSIONS_TABLE, CONNECTIONS_TABLE = "Sessions", "Connections"  # the app's defaults
@@ -768,3 +769,28 @@ class TestSpeakAndListen:
             for cli in started:
                 cli.stop()
 
+
+
+class TestRefusedToken:
+    FOREIGN_ISSUER = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Elsewhere"
+
+    @pytest.mark.parametrize("claims,says", [
+        ({"now": time.time() - 7200}, r"the token \(read here without checking its signature; issuer "
+                                      r"\S+, audience \S+\): it expired at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"),
+        ({"issuer": FOREIGN_ISSUER}, rf"the token \(issuer {re.escape(FOREIGN_ISSUER)}, .*\) looks "
+                                     r"well-formed, so the server does not trust its issuer"),
+    ], ids=["expired", "foreign-issuer"])
+    def test_speak_refused_with_401_says_what_the_token_shows(self, stack, claims, says):
+        """API Gateway answers a bad speaker token with a bare 401; `speak` adds what the
+        token itself shows (read locally, never printed) and exits 1."""
+        issuer_args = {"issuer": claims["issuer"]} if "issuer" in claims else {}
+        token_args = {"now": claims["now"]} if "now" in claims else {}
+        token = LocalIssuer(stack.state_dir, **issuer_args).token(speaker_name(), **token_args)
+        result = subprocess.run(
+            [sys.executable, "-m", "broadcast_client", "--url", stack.ws, "speak"], cwd=ROOT,
+            env={**os.environ, "BROADCAST_TOKEN": token}, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1
+        assert "connection refused: 401 Unauthorized; " in result.stderr
+        assert re.search(says, result.stderr), result.stderr
+        assert token not in result.stdout + result.stderr

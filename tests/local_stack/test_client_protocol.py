@@ -88,8 +88,8 @@ class TestSpeaker:
         """A refused createSession exits non-zero with the server's code."""
         protocol = speaker()
         [action] = protocol.start()
-        actions = protocol.refused(action.key, 401, '{"code": "UNAUTHORIZED", "message": "no"}', 0)
-        assert actions[-1] == Exit(1, "connection refused: 401 UNAUTHORIZED: no")
+        actions = protocol.refused(action.key, 429, '{"code": "RATE_LIMITED", "message": "no"}', 0)
+        assert actions[-1] == Exit(1, "connection refused: 429 RATE_LIMITED: no")
 
     def test_lost_connection_tries_a_speaker_refresh_then_stops_on_404(self):
         """A dropped speaker reconnects with refreshConnection; 404 (no grace) ends it."""
