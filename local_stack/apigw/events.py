@@ -182,41 +182,10 @@ def _request_context(
     }
 
 
-def authorizer_event(
-    api: ApiContext, request: HandshakeRequest, *, connection_id: str, now_ms: int
+def _connect_parts(
+    api: ApiContext, request: HandshakeRequest, *, connection_id: str, connected_at: int, now_ms: int
 ) -> Dict[str, Any]:
-    """The REQUEST authorizer's input for ``$connect``."""
-    headers, multi_headers = request.event_headers()
-    context = _request_context(
-        api,
-        route_key=ROUTE_CONNECT,
-        event_type="CONNECT",
-        connection_id=connection_id,
-        connected_at=now_ms,
-        now_ms=now_ms,
-        source_ip=request.source_ip,
-        user_agent=request.user_agent,
-    )
-    return {
-        "type": "REQUEST",
-        "methodArn": api.connect_method_arn,
-        "headers": headers,
-        "multiValueHeaders": multi_headers,
-        **request.event_query(),
-        "stageVariables": {},
-        "requestContext": context,
-    }
-
-
-def connect_event(
-    api: ApiContext,
-    request: HandshakeRequest,
-    *,
-    connection_id: str,
-    connected_at: int,
-    now_ms: int,
-    authorizer: Optional[Dict[str, Any]],
-) -> Dict[str, Any]:
+    """What the authorizer's and ``$connect``'s events share: headers, query, context."""
     headers, multi_headers = request.event_headers()
     context = _request_context(
         api,
@@ -228,15 +197,38 @@ def connect_event(
         source_ip=request.source_ip,
         user_agent=request.user_agent,
     )
-    if authorizer is not None:
-        context["authorizer"] = dict(authorizer)
     return {
         "headers": headers,
         "multiValueHeaders": multi_headers,
         **request.event_query(),
         "requestContext": context,
-        "isBase64Encoded": False,
     }
+
+
+def authorizer_event(
+    api: ApiContext, request: HandshakeRequest, *, connection_id: str, now_ms: int
+) -> Dict[str, Any]:
+    """The REQUEST authorizer's input for ``$connect``."""
+    parts = _connect_parts(api, request, connection_id=connection_id, connected_at=now_ms,
+                           now_ms=now_ms)
+    return {"type": "REQUEST", "methodArn": api.connect_method_arn, **parts, "stageVariables": {}}
+
+
+def connect_event(
+    api: ApiContext,
+    request: HandshakeRequest,
+    *,
+    connection_id: str,
+    connected_at: int,
+    now_ms: int,
+    authorizer: Optional[Dict[str, Any]],
+) -> Dict[str, Any]:
+    event = _connect_parts(api, request, connection_id=connection_id, connected_at=connected_at,
+                           now_ms=now_ms)
+    if authorizer is not None:
+        event["requestContext"]["authorizer"] = dict(authorizer)
+    event["isBase64Encoded"] = False
+    return event
 
 
 def message_event(
