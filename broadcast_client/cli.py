@@ -28,21 +28,10 @@ from typing import BinaryIO, Dict, List, Optional, TextIO
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from .protocol import (
-    LISTENER_HELP,
-    SPEAKER_HELP,
-    ClientProtocol,
-    Close,
-    Exit,
-    FetchToken,
-    Open,
-    Print,
-    ReadAudio,
-    Role,
-    Send,
-    WriteAudio,
-    redact,
-)
+from .actions import Close, Exit, FetchToken, Open, Print, ReadAudio, Send, WriteAudio
+from .commands import LISTENER_HELP, SPEAKER_HELP
+from .display import redact
+from .protocol import ClientProtocol, Role
 
 DEFAULT_URL = "ws://127.0.0.1:8000/dev"
 #: How long a --token-command may run.
@@ -160,7 +149,7 @@ class Runner:
         if kind == "refused":
             return self.protocol.refused(key, event[2], event[3], now)
         if kind == "failed":
-            return self.protocol.failed(key, event[2], now)
+            return self.protocol.failed(key, event[2], now, nothing_listening=event[3])
         if kind == "token":
             return self.protocol.token_ready(key, event[2], now)
         if kind == "token_failed":
@@ -227,8 +216,11 @@ class Runner:
             body = bytes(response.body or b"").decode("utf-8", "replace")
             await self.events.put(("refused", key, response.status_code, body))
             return
+        except ConnectionRefusedError as exc:
+            await self.events.put(("failed", key, f"{type(exc).__name__}: {exc}", True))
+            return
         except (OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: B014
-            await self.events.put(("failed", key, f"{type(exc).__name__}: {exc}"))
+            await self.events.put(("failed", key, f"{type(exc).__name__}: {exc}", False))
             return
         self.sockets[key] = ws
         await self.events.put(("opened", key))

@@ -1,116 +1,38 @@
 """Sans-I/O core of the reference client (docs/protocol.md).
 
 :class:`ClientProtocol` holds the client's state and turns inputs (a socket
-opened, a message, a close, a refusal, the clock) into actions (open a
-socket, send, close, print, exit). The I/O layer (:mod:`broadcast_client.cli`)
-performs the actions and feeds back what happens; tests do the same without
-sockets. Sockets are named by keys the protocol hands out (``c1``, ``c2``...).
+opened, a message, a close, a refusal, a typed command, the clock) into
+:mod:`~broadcast_client.actions` (open a socket, send, close, print, exit, read
+or write audio). The I/O layer (:mod:`broadcast_client.cli`) performs the
+actions and feeds back what happens; tests do the same without sockets.
 
-Commands typed while the client runs (``pause``, ``volume 0.5``, ``audio FILE``...)
-are inputs too (:meth:`ClientProtocol.command`); reading an audio file and writing
-received audio are actions (:class:`ReadAudio`, :class:`WriteAudio`) the I/O layer
-performs. Received messages are de-duplicated by ``sequenceNumber`` per target
-language (:class:`SequenceFilter`) and printed as JSON or as readable text
-(:func:`describe`).
+Its helpers, each pure: :mod:`~broadcast_client.ordering` (duplicates, gaps and
+audio order), :mod:`~broadcast_client.commands` (what a typed line means),
+:mod:`~broadcast_client.audio` (tones, chunks), :mod:`~broadcast_client.display`
+(readable output) and :mod:`~broadcast_client.token_hints` (why a token may
+have been refused).
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import json
-import math
 import random
-import re
-import shlex
-import struct
 import time as _time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlencode
 
 import attrs
 
-# -- actions -------------------------------------------------------------------
+from . import commands
+from .actions import Close, Exit, FetchToken, Open, Print, ReadAudio, Send
+from .audio import AUDIO_CHUNK_BYTES, AUDIO_FORMAT, decode_audio_data, send_audio_bodies, tone_pcm16
+from .commands import LISTENER_HELP, SPEAKER_HELP
+from .display import describe, describe_nothing_listening, describe_refusal, redact
+from .ordering import AudioReorderBuffer, BroadcastSequences, SequenceFilter
+from .token_hints import token_hints
 
-
-@attrs.frozen
-class Open:
-    """Open a WebSocket to ``url`` (after ``delay`` seconds) under ``key``."""
-
-    key: str
-    url: str
-    delay: float = 0.0
-
-
-@attrs.frozen
-class FetchToken:
-    """Get a fresh speaker token (``speak --token-command``) after ``delay`` seconds,
-    then hand it to :meth:`ClientProtocol.token_ready` for the socket ``key`` (or
-    report :meth:`ClientProtocol.token_failed`)."""
-
-    key: str
-    delay: float = 0.0
-
-
-@attrs.frozen
-class Send:
-    key: str
-    text: str
-
-
-@attrs.frozen
-class Close:
-    key: str
-    code: int = 1000
-
-
-@attrs.frozen
-class Print:
-    text: str
-
-
-@attrs.frozen
-class Exit:
-    code: int
-    reason: str
-
-
-@attrs.frozen
-class ReadAudio:
-    """Read the file at ``path`` and hand its bytes to :meth:`ClientProtocol.audio`
-    with ``format`` (or report :meth:`ClientProtocol.audio_unreadable`)."""
-
-    path: str
-    format: Optional[str] = None
-
-
-@attrs.frozen
-class WriteAudio:
-    """Append ``data`` to the received-audio output (``listen --audio-out``)."""
-
-    data: bytes
-
-
-Action = "Open | FetchToken | Send | Close | Print | Exit | ReadAudio | WriteAudio"
-
-#: Raw bytes per sendAudio chunk: 21,848 base64 characters, so a chunk and its
-#: envelope fit one 32 KB frame (docs/protocol.md, Limits) far below the
-#: server's 129,024-character chunk limit.
-AUDIO_CHUNK_BYTES = 16 * 1024
-#: The largest ``audioData`` the server accepts (docs/protocol.md, Audio in).
-MAX_AUDIO_BASE64_CHARS = 129_024
-AUDIO_FORMAT = "pcm16/16000"
-MAX_TONE_SECONDS = 60.0
 #: How long Ctrl-C waits for ``sessionEnded`` after ``endSession`` before closing.
 END_SESSION_TIMEOUT = 5.0
-
-_TOKEN_VALUE = re.compile(r"(?i)(token(?:=|%3D))[^&\s'\"]+")
-
-
-def redact(text: str) -> str:
-    """``text`` with every ``token=`` value (a speaker's JWT in a URL) hidden."""
-    return _TOKEN_VALUE.sub(r"\1***", text)
-
 
 #: First messages of a connection; they carry the sequence number reached so far.
 _WELCOMES = ("sessionCreated", "sessionJoined", "connectionRefreshComplete")
@@ -134,317 +56,10 @@ def backoff(attempt: int, *, base: float = 0.5, cap: float = 30.0,
     return ceiling / 2 + rng() * ceiling / 2
 
 
-# -- sequence numbers --------------------------------------------------------------
-
-
-#: How far past the oldest missing number a filter keeps waiting for it.
-SEQUENCE_WINDOW = 1000
-
-
-@attrs.frozen
-class Gap:
-    """Numbers a :class:`SequenceFilter` stopped waiting for: ``count`` of them
-    between ``first`` and ``last`` (both missing)."""
-
-    count: int
-    first: int
-    last: int
-
-
-@attrs.define
-class SequenceFilter:
-    """The ``sequenceNumber`` values of one target language seen so far.
-
-    docs/protocol.md (Broadcast): numbers are strictly increasing per session and
-    target language; drop a message whose number you have seen (a refresh overlap
-    delivers everything twice); a jump means messages were lost. Publishes run
-    concurrently, so messages may also arrive out of order: every number above
-    ``floor`` is remembered, not only the highest. A number more than ``window``
-    below the highest seen is given up on (:meth:`expire`), so one lost message
-    does not make the filter remember every later number.
-    """
-
-    floor: Optional[int] = None  # every number up to here counts as seen
-    window: int = SEQUENCE_WINDOW
-    _above: set = attrs.field(factory=set)
-    _top: Optional[int] = None  # the highest number in _above (when not empty)
-
-    def reset(self, baseline: int) -> None:
-        """Start at ``baseline``, the last number published before we arrived
-        (``sessionJoined``, ``languageChanged``); numbers above it seen already stay seen."""
-        self.floor = baseline
-        self._above = {n for n in self._above if n > baseline}
-        self._compact()
-
-    def advance(self, baseline: int) -> List[int]:
-        """Count everything up to ``baseline`` as seen (after a reconnect); returns
-        the numbers that never arrived, lost while we were away."""
-        if self.floor is None:
-            self.reset(baseline)
-            return []
-        missed = [n for n in range(self.floor + 1, baseline + 1) if n not in self._above]
-        if baseline > self.floor:
-            self.reset(baseline)
-        return missed
-
-    def accept(self, number: int) -> bool:
-        """True the first time ``number`` is seen, False for a duplicate."""
-        if (self.floor is not None and number <= self.floor) or number in self._above:
-            return False
-        self._above.add(number)
-        if self._top is None or number > self._top or len(self._above) == 1:
-            self._top = number
-        self._compact()
-        return True
-
-    def expire(self) -> Optional[Gap]:
-        """Stop waiting for numbers more than :attr:`window` below the highest
-        seen: they count as seen from now on. Returns what was given up, if anything."""
-        if not self._above:
-            return None
-        top = self._top
-        if self.floor is None:
-            low = min(self._above)
-            if top - low <= self.window:
-                return None
-            self.floor = low - 1
-        if top - self.floor <= self.window:
-            return None
-        new_floor = top - self.window
-        first = self.floor + 1  # missing: _compact() leaves no seen number at floor + 1
-        last = new_floor
-        while last in self._above:
-            last -= 1
-        kept = {n for n in self._above if n > new_floor}
-        count = (new_floor - self.floor) - (len(self._above) - len(kept))
-        self._above, self.floor = kept, new_floor
-        self._compact()
-        return Gap(count, first, last)
-
-    def missing(self) -> List[int]:
-        """Numbers below the highest seen that have not arrived (yet)."""
-        if not self._above:
-            return []
-        low = self.floor + 1 if self.floor is not None else min(self._above)
-        return [n for n in range(low, max(self._above)) if n not in self._above]
-
-    @property
-    def remembered(self) -> int:
-        """How many numbers above :attr:`floor` are held (the filter's memory)."""
-        return len(self._above)
-
-    @property
-    def highest(self) -> Optional[int]:
-        return max(self._above, default=self.floor)
-
-    def _compact(self) -> None:
-        if self.floor is None:
-            return
-        while self.floor + 1 in self._above:
-            self.floor += 1
-            self._above.discard(self.floor)
-
-
-# -- audio -----------------------------------------------------------------------
-
-
-@attrs.define
-class AudioReorderBuffer:
-    """Puts received audio back in the speaker's order before it is written.
-
-    API Gateway hands one connection's messages to the server concurrently and a
-    publish fans out concurrently, so chunks can arrive out of order. They are
-    ordered by ``speakerSequenceNumber``: a chunk is written when it is the next
-    one, or when chunks have waited ``hold`` seconds for a missing one (which is
-    then skipped, and dropped if it turns up later). Chunks without a number are
-    written as they come.
-    """
-
-    hold: float = 0.5
-    _next: Optional[int] = None
-    _pending: Dict[int, Tuple[float, bytes]] = attrs.field(factory=dict)
-
-    def push(self, number: Optional[int], data: bytes, now: float) -> List[Any]:
-        if number is None:
-            return [WriteAudio(data)]
-        if (self._next is not None and number < self._next) or number in self._pending:
-            return [Print(f"! speaker's audio chunk {number} came too late or twice; not written")]
-        self._pending[number] = (now, data)
-        return self.release(now)
-
-    def release(self, now: float, *, flush: bool = False) -> List[Any]:
-        """Write what is due: the next chunk in order, everything once ``hold`` expired."""
-        actions: List[Any] = []
-        while self._pending:
-            number = min(self._pending)
-            waited = now - min(arrived for arrived, _ in self._pending.values())
-            if not (flush or number == self._next or waited >= self.hold):
-                break
-            _, data = self._pending.pop(number)
-            self._next = number + 1
-            actions.append(WriteAudio(data))
-        return actions
-
-    def deadline(self) -> Optional[float]:
-        """When :meth:`release` must run next, or None when nothing waits."""
-        if not self._pending:
-            return None
-        return min(arrived for arrived, _ in self._pending.values()) + self.hold
-
-
-def tone_pcm16(seconds: float, *, frequency: float = 440.0, rate: int = 16000,
-               amplitude: float = 0.25) -> bytes:
-    """A sine test tone as 16-bit little-endian mono PCM (``pcm16/16000``)."""
-    count = int(round(seconds * rate))
-    peak = amplitude * 32767
-    return struct.pack(f"<{count}h", *(int(peak * math.sin(2 * math.pi * frequency * i / rate))
-                                       for i in range(count)))
-
-
-def audio_chunks(data: bytes, size: int = AUDIO_CHUNK_BYTES) -> List[bytes]:
-    """``data`` cut into chunks of at most ``size`` raw bytes."""
-    if size <= 0 or len(base64.b64encode(b"\0" * size)) > MAX_AUDIO_BASE64_CHARS:
-        raise ValueError(f"chunk size must be 1..{MAX_AUDIO_BASE64_CHARS // 4 * 3} bytes, got {size}")
-    return [data[i:i + size] for i in range(0, len(data), size)]
-
-
-def guess_audio_format(path: str) -> Optional[str]:
-    """The ``format`` to announce for a file, from its extension (None: unknown)."""
-    suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
-    if suffix in ("pcm", "raw"):
-        return AUDIO_FORMAT
-    if suffix in ("wav", "mp3", "ogg", "opus", "flac", "webm", "m4a"):
-        return suffix
-    return None
-
-
-# -- readable output ---------------------------------------------------------------
-
-
-def _state(state: Any) -> str:
-    if not isinstance(state, dict):
-        return "state unknown"
-    words = ["paused" if state.get("isPaused") else "playing"]
-    if state.get("isMuted"):
-        words.append("muted")
-    words.append(f"volume {state.get('volume')}")
-    return ", ".join(words)
-
-
-def _clock(epoch_seconds: Any) -> str:
-    if not isinstance(epoch_seconds, (int, float)):
-        return "?"
-    return _time.strftime("%H:%M:%S", _time.localtime(epoch_seconds))
-
-
-def _duration(seconds: Any) -> str:
-    if not isinstance(seconds, (int, float)):
-        return "?"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
-
-
-def audio_size(message: dict) -> Optional[int]:
-    """Decoded size of an audio message's ``audioData`` (None if it is not base64)."""
-    try:
-        return len(base64.b64decode(message.get("audioData") or "", validate=True))
-    except (binascii.Error, ValueError, TypeError):
-        return None
-
-
-def describe(message: dict) -> str:
-    """One readable line for a server message (the ``< `` prefix is the caller's)."""
-    kind = message.get("type")
-    seq = message.get("sequenceNumber")
-    numbered = f" #{seq}" if isinstance(seq, int) else ""
-    if kind == "sessionCreated":
-        return (f"sessionCreated: session {message.get('sessionId')} in {message.get('sourceLanguage')} "
-                f"({message.get('qualityTier')}), expires at {_clock(message.get('expiresAt'))}")
-    if kind == "sessionJoined":
-        return (f"sessionJoined: {message.get('sessionId')} in {message.get('targetLanguage')} "
-                f"(spoken in {message.get('sourceLanguage')}); broadcast {_state(message.get('broadcastState'))}; "
-                f"last message #{seq}")
-    if kind == "connectionRefreshComplete":
-        language = f" in {message['targetLanguage']}" if message.get("targetLanguage") else ""
-        return f"connectionRefreshComplete: now on {message.get('connectionId')} as {message.get('role')}{language}"
-    if kind == "controlAck":
-        return f"controlAck: {message.get('action')} done; broadcast {_state(message.get('broadcastState'))}"
-    if kind in ("broadcastPaused", "broadcastResumed", "broadcastMuted", "broadcastUnmuted"):
-        return f"{kind}{numbered}: broadcast {_state(message.get('broadcastState'))}"
-    if kind == "volumeChanged":
-        return f"volumeChanged{numbered}: volume {message.get('volumeLevel')}"
-    if kind == "sessionStatus":
-        count = message.get("listenerCount")
-        text = (f"sessionStatus: {message.get('sessionId')} {message.get('status')}, "
-                f"{count} listener{'' if count == 1 else 's'}")
-        distribution = message.get("languageDistribution")
-        if isinstance(distribution, dict):
-            text += " (" + (", ".join(f"{k} {v}" for k, v in sorted(distribution.items())) or "none") + ")"
-        text += (f", on air {_duration(message.get('sessionDuration'))}, "
-                 f"broadcast {_state(message.get('broadcastState'))}")
-        if message.get("expiresAt") is not None:
-            text += f", expires at {_clock(message.get('expiresAt'))}"
-        return text
-    if kind == "languageChanged":
-        return (f"languageChanged: now {message.get('targetLanguage')} (was {message.get('previousLanguage')}), "
-                f"last message #{seq}")
-    if kind == "audio":
-        size = audio_size(message)
-        details = [f"speaker chunk {message['speakerSequenceNumber']}"] if "speakerSequenceNumber" in message else []
-        if message.get("format"):
-            details.append(str(message["format"]))
-        extra = f" ({', '.join(details)})" if details else ""
-        return f"audio chunk{numbered}, {'?' if size is None else size} bytes{extra}"
-    if kind == "error":
-        action = f" ({message['action']})" if message.get("action") else ""
-        return f"error {message.get('code')}{action}: {message.get('message')}"
-    if kind == "sessionEnded":
-        return f"sessionEnded: {message.get('sessionId')} ({message.get('reason')})"
-    if kind == "connectionClosed":
-        return f"connectionClosed: {message.get('reason')}"
-    if kind == "connectionRefreshRequired":
-        return f"connectionRefreshRequired: refresh by {_clock((message.get('refreshBy') or 0) / 1000)}"
-    if kind == "connectionWarning":
-        return f"connectionWarning: {message.get('remainingMinutes')} minutes left on this connection"
-    if kind == "speakerDisconnected":
-        return f"speakerDisconnected: waiting {message.get('graceSeconds')} s for the speaker"
-    if kind == "heartbeatAck":
-        return "heartbeatAck"
-    skip = {"type", "timestamp", "sessionId", "sequenceNumber", "targetLanguage"}
-    fields = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in message.items() if k not in skip)
-    language = f" ({message['targetLanguage']})" if message.get("targetLanguage") else ""
-    return f"{kind}{numbered}{language}" + (f": {fields}" if fields else "")
-
-
-# -- commands ----------------------------------------------------------------------
-
-SPEAKER_HELP = """\
-commands (type while speaking):
-  pause | resume       pause or resume the broadcast; listeners are told
-  mute | unmute        mute or unmute it; the server drops audio while paused or muted
-  volume LEVEL         set the volume, a number from 0.0 to 1.0
-  status               session status: listeners per language, broadcast state
-  audio FILE [FORMAT]  send a file's bytes as sendAudio chunks of 16 KB
-  tone [SECONDS]       send a 440 Hz test tone, pcm16/16000 (default 1 s, at most 60)
-  end                  end the session for everyone and exit
-  help                 this list"""
-
-LISTENER_HELP = """\
-commands (type while listening):
-  status               session status: listener count, broadcast state
-  language CODE        listen in another language from now on (e.g. language de)
-  leave | quit         leave the session and exit
-  help                 this list"""
-
-_CONTROL_COMMANDS = {"pause": "pauseBroadcast", "resume": "resumeBroadcast",
-                     "mute": "muteBroadcast", "unmute": "unmuteBroadcast"}
 #: Reply types that answer an action (besides an ``error`` naming the action).
 _ANSWERS = {"getSessionStatus": "sessionStatus", "changeLanguage": "languageChanged",
             "endSession": "sessionEnded"}
 
-
-# -- the client --------------------------------------------------------------------
 
 
 @attrs.define(kw_only=True)
@@ -479,7 +94,7 @@ class ClientProtocol:
     _counter: int = 0
     _next_heartbeat: Optional[float] = None
     _reconnects: int = 0
-    _sequences: Dict[Optional[str], SequenceFilter] = attrs.field(factory=dict)
+    _sequences: BroadcastSequences = attrs.field(factory=BroadcastSequences)
     _audio: Optional[AudioReorderBuffer] = None
     _audio_sent: int = 0  # speaker: the last sendAudio sequenceNumber
     _awaiting: Optional[Tuple[str, float]] = None  # (action, give up at) of the command in flight
@@ -552,7 +167,7 @@ class ClientProtocol:
 
     def sequence(self, language: Optional[str]) -> SequenceFilter:
         """The duplicate filter of one target language."""
-        return self._sequences.setdefault(language, SequenceFilter())
+        return self._sequences.of(language)
 
     # -- inputs ----------------------------------------------------------------
 
@@ -598,7 +213,10 @@ class ClientProtocol:
     def refused(self, key: str, status: int, body: str, now: float) -> List[Any]:
         """The handshake of ``key`` was refused with an HTTP ``status``."""
         purpose = self._purposes.pop(key, None)
-        detail = _describe_refusal(status, body)
+        detail = describe_refusal(status, body)
+        if status == 401 and self.role is Role.SPEAKER:
+            # API Gateway says only "Unauthorized"; the token itself may say why.
+            detail += f"; {token_hints(self.token, now)}"
         if purpose is None or self.done is not None:
             return []  # a socket given up on meanwhile
         if purpose is Purpose.REFRESH:
@@ -612,8 +230,9 @@ class ClientProtocol:
             return self._exit(1, f"reconnect refused: {detail}")
         return self._exit(1, f"connection refused: {detail}")
 
-    def failed(self, key: str, error: str, now: float) -> List[Any]:
-        """The socket ``key`` could not be opened (network error)."""
+    def failed(self, key: str, error: str, now: float, *, nothing_listening: bool = False) -> List[Any]:
+        """The socket ``key`` could not be opened (network error); ``nothing_listening``:
+        the connection was refused, no server listens at the URL's address."""
         purpose = self._purposes.pop(key, None)
         error = redact(error)  # a malformed URL is quoted whole, token included
         if purpose is None or self.done is not None:
@@ -622,6 +241,8 @@ class ClientProtocol:
             return [Print(f"! refresh failed ({error}); keeping the current connection")]
         if purpose is Purpose.RECONNECT:
             return self._reconnect(f"reconnect failed ({error})")
+        if nothing_listening:
+            return self._exit(1, f"cannot connect: {describe_nothing_listening(self.url)}")
         return self._exit(1, f"cannot connect: {error}")
 
     def received(self, key: str, text: str, now: float) -> List[Any]:
@@ -639,29 +260,27 @@ class ClientProtocol:
         actions: List[Any] = []
         if sequence is not None and kind not in _WELCOMES and kind != "languageChanged":
             # During a refresh both sockets carry the broadcast: drop duplicates.
-            language = message.get("targetLanguage") or self.target_language
-            sequences = self.sequence(language)
-            if not sequences.accept(sequence):
+            show, notes = self._sequences.arrived(message.get("targetLanguage") or self.target_language,
+                                                  sequence)
+            if not show:
                 return []
-            gap = sequences.expire()
-            if gap is not None:
-                actions.append(Print(
-                    f"! {gap.count} message(s) missed (#{gap.first}..#{gap.last}): not arrived "
-                    f"{sequences.window} messages later; no longer waiting for them"))
+            actions.extend(notes)
         actions.append(Print(f"< {text}" if self.output == "json" else f"< {describe(message)}"))
         if isinstance(message.get("broadcastState"), dict):
             self.broadcast_state = message["broadcastState"]
         if kind in _WELCOMES:
             self._reconnects = 0
             if sequence is not None and self.role is Role.LISTENER:
-                actions.extend(self._baseline(key, message.get("targetLanguage"), sequence))
+                actions.extend(self._sequences.welcomed(
+                    message.get("targetLanguage") or self.target_language, sequence,
+                    reconnected=self._purposes.get(key) is Purpose.RECONNECT))
         if kind == "sessionCreated":
             self.session_id = message.get("sessionId")
             actions.append(Print(f"session id: {self.session_id}"))
         elif kind == "languageChanged" and isinstance(message.get("targetLanguage"), str):
             self.target_language = message["targetLanguage"]
             if sequence is not None:  # docs: restart duplicate detection there
-                self.sequence(self.target_language).reset(sequence)
+                self._sequences.restart(self.target_language, sequence)
         elif kind == "audio" and self.audio_out:
             actions.extend(self._received_audio(message, now))
         elif kind == "connectionRefreshRequired" and key == self.current:
@@ -685,25 +304,9 @@ class ClientProtocol:
             actions.extend(self._run_backlog(now))
         return actions
 
-    def _baseline(self, key: str, language: Optional[str], number: int) -> List[Any]:
-        """A welcome's ``sequenceNumber``: the last number published before it."""
-        sequences = self.sequence(language or self.target_language)
-        purpose = self._purposes.get(key)
-        if purpose is Purpose.RECONNECT:
-            missed = sequences.advance(number)
-            if missed:
-                return [Print(f"! {len(missed)} message(s) missed while reconnecting "
-                              f"(#{missed[0]}..#{missed[-1]})")]
-        elif sequences.floor is None:
-            # A refresh overlap keeps the old floor: the old socket may still
-            # deliver numbers below this baseline.
-            sequences.reset(number)
-        return []
-
     def _received_audio(self, message: dict, now: float) -> List[Any]:
-        try:
-            data = base64.b64decode(message.get("audioData") or "", validate=True)
-        except (binascii.Error, ValueError, TypeError):
+        data = decode_audio_data(message)
+        if data is None:
             return [Print("! an audio message without valid base64 audioData; not written")]
         number = message.get("speakerSequenceNumber")
         if not isinstance(number, int) or isinstance(number, bool):
@@ -837,66 +440,25 @@ class ClientProtocol:
         return actions
 
     def _execute(self, line: str, now: float) -> List[Any]:
-        try:
-            words = shlex.split(line)
-        except ValueError as exc:
-            return [Print(f"! {exc}")]
-        if not words:
+        command = commands.parse_command(line, speaker=self.role is Role.SPEAKER)
+        if command is None:
             return []
-        name, args = words[0].lower(), words[1:]
-        if name in ("help", "?"):
+        if isinstance(command, commands.Problem):
+            return [Print(f"! {command.text}")]
+        if isinstance(command, commands.Help):
             return self.help()
-        if self.role is Role.SPEAKER:
-            return self._speaker_command(name, args, now)
-        return self._listener_command(name, args, now)
-
-    def _send(self, body: Dict[str, Any], now: float) -> List[Any]:
-        """Send a command's message; the next command waits for its answer."""
+        if isinstance(command, commands.Leave):
+            return self.stop()
+        if isinstance(command, commands.Tone):
+            return self.audio(tone_pcm16(command.seconds), now, audio_format=AUDIO_FORMAT,
+                              what=f"a {command.seconds:g} s tone")
         if self.current is None:
             return [Print("! not connected yet; try again in a moment")]
-        self._awaiting = (body["action"], now + self.answer_timeout)
-        return [Send(self.current, json.dumps(body))]
-
-    def _speaker_command(self, name: str, args: List[str], now: float) -> List[Any]:
-        if name in _CONTROL_COMMANDS and not args:
-            return self._send({"action": _CONTROL_COMMANDS[name]}, now)
-        if name == "volume" and len(args) == 1:
-            try:
-                level = float(args[0])
-            except ValueError:
-                return [Print(f"! volume takes a number from 0.0 to 1.0, not {args[0]!r}")]
-            if not math.isfinite(level):
-                return [Print(f"! volume takes a number from 0.0 to 1.0, not {args[0]!r}")]
-            # Out-of-range numbers go to the server, which refuses them (INVALID_PARAMETER).
-            return self._send({"action": "setVolume", "volumeLevel": level}, now)
-        if name == "status" and not args:
-            return self._send({"action": "getSessionStatus"}, now)
-        if name == "audio" and len(args) in (1, 2):
-            if self.current is None:
-                return [Print("! not connected yet; try again in a moment")]
-            return [ReadAudio(args[0], args[1] if len(args) == 2 else guess_audio_format(args[0]))]
-        if name == "tone" and len(args) <= 1:
-            try:
-                seconds = float(args[0]) if args else 1.0
-            except ValueError:
-                seconds = -1.0
-            if not 0 < seconds <= MAX_TONE_SECONDS:
-                return [Print(f"! tone takes a duration in seconds, more than 0 and at most "
-                              f"{MAX_TONE_SECONDS:g}")]
-            return self.audio(tone_pcm16(seconds), now, audio_format=AUDIO_FORMAT,
-                              what=f"a {seconds:g} s tone")
-        if name == "end" and not args:
-            return self._send({"action": "endSession"}, now)
-        return [Print(f"! unknown command {' '.join([name] + args)!r}; type help")]
-
-    def _listener_command(self, name: str, args: List[str], now: float) -> List[Any]:
-        if name == "status" and not args:
-            return self._send({"action": "getSessionStatus"}, now)
-        if name == "language" and len(args) == 1:
-            return self._send({"action": "changeLanguage", "targetLanguage": args[0]}, now)
-        if name in ("leave", "quit") and not args:
-            return self.stop()
-        return [Print(f"! unknown command {' '.join([name] + args)!r}; type help")]
+        if isinstance(command, ReadAudio):
+            return [command]
+        # A request: the next command waits for its answer.
+        self._awaiting = (command.body["action"], now + self.answer_timeout)
+        return [Send(self.current, json.dumps(command.body))]
 
     def audio(self, data: bytes, now: float, *, audio_format: Optional[str] = AUDIO_FORMAT,
               what: str = "audio") -> List[Any]:
@@ -908,18 +470,12 @@ class ClientProtocol:
             return [Print("! not connected yet; try again in a moment")]
         if not data:
             return [Print(f"! {what} is empty; nothing sent")]
-        actions: List[Any] = []
         first = self._audio_sent + 1
-        chunks = audio_chunks(data, self.chunk_bytes)
-        for chunk in chunks:
-            self._audio_sent += 1
-            body: Dict[str, Any] = {"action": "sendAudio",
-                                    "audioData": base64.b64encode(chunk).decode("ascii"),
-                                    "sequenceNumber": self._audio_sent}
-            if audio_format:
-                body["format"] = audio_format
-            actions.append(Send(self.current, json.dumps(body)))
-        actions.append(Print(f"sent {what}: {len(data)} bytes in {len(chunks)} chunk(s) "
+        bodies = send_audio_bodies(data, chunk_bytes=self.chunk_bytes, first_number=first,
+                                   audio_format=audio_format)
+        self._audio_sent += len(bodies)
+        actions: List[Any] = [Send(self.current, json.dumps(body)) for body in bodies]
+        actions.append(Print(f"sent {what}: {len(data)} bytes in {len(bodies)} chunk(s) "
                              f"#{first}..#{self._audio_sent}"))
         state = self.broadcast_state or {}
         if state.get("isPaused") or state.get("isMuted"):
@@ -942,13 +498,3 @@ def _answers(message: dict, action: str) -> bool:
     return _ANSWERS.get(action) == kind
 
 
-def _describe_refusal(status: int, body: str) -> str:
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict) and parsed.get("code"):
-        return f"{status} {parsed['code']}: {parsed.get('message', '')}".strip()
-    if isinstance(parsed, dict) and parsed.get("message"):
-        return f"{status} {parsed['message']}"
-    return f"HTTP {status}"

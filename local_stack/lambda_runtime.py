@@ -23,6 +23,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 import attrs
 
+from .schedule import Schedule, ScheduleError
+
 log = logging.getLogger("local_stack.lambda")
 
 #: Chalice's names for the functions behind the three WebSocket routes.
@@ -164,6 +166,12 @@ class LambdaApp:
                 continue
             if not isinstance(expression, str):
                 expression = expression.to_string()
+            try:
+                Schedule.parse(expression)
+            except ScheduleError as exc:
+                # Still invocable (Lambda Invoke API), just never run by the clock.
+                log.warning("%s is not scheduled locally: %s", source.name, exc)
+                expression = None
             self._add(source.name, source.handler_string, schedule=expression)
 
     def deployed_name(self, name: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import ipaddress
 import logging
 import os
@@ -63,14 +64,38 @@ def is_loopback(host: str) -> bool:
                                for info in infos)
 
 
+class GatewayAddressError(OSError):
+    """The gateway's HOST:PORT cannot be bound; the message says what to change."""
+
+
 def bind(host: str, port: int) -> socket.socket:
-    """Bind the gateway's socket first: its port goes into the app's env."""
+    """Bind the gateway's socket first: its port goes into the app's env.
+
+    Raises :class:`GatewayAddressError` naming the address, the variable to
+    change and how, as the embedded moto does for ``MOTO_PORT``.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise GatewayAddressError(exc.errno, _bind_failure(host, port, exc)) from None
     sock.setblocking(False)
     return sock
+
+
+def _bind_failure(host: str, port: int, exc: OSError) -> str:
+    where = f"cannot start the gateway on {host}:{port} ({exc.strerror or exc})"
+    if exc.errno == errno.EADDRINUSE:
+        return (f"{where}: another program listens there, perhaps another `make run`. Stop it, "
+                f"or set PORT to a free port (PORT=0 picks one) and give `make speak`/`make listen` "
+                f"the same PORT (or WS_URL)")
+    if exc.errno == errno.EACCES:
+        return f"{where}: ports below 1024 need privileges; set PORT to 1024 or above (PORT=0 picks one)"
+    return (f"{where}: set HOST to an address of this machine (default 127.0.0.1) "
+            f"and PORT to a free port (PORT=0 picks one)")
 
 
 class Stack:
@@ -240,6 +265,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         return asyncio.run(_run(settings))
+    except (GatewayAddressError, aws.MotoPortInUse) as exc:
+        print(f"local_stack: {exc.strerror}", file=sys.stderr)  # the whole message, no [Errno]
+        return 1
     except OSError as exc:
         print(f"local_stack: {exc}", file=sys.stderr)
         return 1

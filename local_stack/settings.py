@@ -90,7 +90,3 @@ class Settings:
         take("LOCAL_STATE_DIR", "state_dir", Path)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
-
-    @property
-    def method_arn_prefix(self) -> str:
-        return f"arn:aws:execute-api:{self.region}:{self.account_id}:{self.api_id}/{self.stage}"

@@ -27,11 +27,11 @@ token: $(STAMP) ## Print a speaker token for USER=alice (the token alone on the 
 # status, audio FILE, tone [SECONDS], end, help (`$(PY) -m broadcast_client --help`).
 # Without TOKEN, speak mints its tokens itself (--token-command), a fresh one for
 # every refresh and reconnect: local tokens expire after an hour, as Cognito's do.
-speak: $(STAMP) ## Create a session (TOKEN=..., else fresh tokens for USER as needed; SOURCE=en); type help for its commands
+speak: $(STAMP) ## Create a session (TOKEN=..., else fresh tokens for USER; SOURCE=en; PORT= or WS_URL= to reach the stack); type help
 	@$(if $(TOKEN),BROADCAST_TOKEN="$(TOKEN)" exec $(PY) -m broadcast_client --url $(WS_URL) speak,BROADCAST_TOKEN= exec $(PY) -m broadcast_client --url $(WS_URL) speak --token-command '$(PY) -m local_stack token $(TOKEN_USER)') $(if $(SOURCE),--source-language $(SOURCE))
 
 # `listen` prints controls, status and audio chunks; it reads status, language CODE,
 # leave; `$(PY) -m broadcast_client listen ID LANG --audio-out FILE` saves the audio.
-listen: $(STAMP) ## Join SESSION=<id> in LANG=<language> and print what arrives (controls, status, audio)
+listen: $(STAMP) ## Join SESSION=<id> in LANG=<language> and print what arrives (PORT= or WS_URL= to reach the stack)
 	@test -n "$(SESSION)" -a -n "$(LISTEN_LANG)" || { echo "usage: make listen SESSION=<session id> LANG=<language code, e.g. es>" >&2; exit 2; }
 	@exec $(PY) -m broadcast_client --url $(WS_URL) listen $(SESSION) $(LISTEN_LANG)

@@ -31,8 +31,12 @@ import pytest
 from botocore.config import Config
 from websockets.sync.client import connect
 
-from broadcast_client.protocol import ClientProtocol, Print, Role, tone_pcm16
+from broadcast_client.actions import Print
+from broadcast_client.audio import tone_pcm16
+from broadcast_client.protocol import ClientProtocol, Role
 from chalicelib.state.schema import CONNECTIONS_SESSION_INDEX
+from local_stack.apigw.events import ApiContext, message_event
+from local_stack.issuer import LocalIssuer
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSIONS_TABLE, CONNECTIONS_TABLE = "Sessions", "Connections"  # the app's defaults
@@ -59,12 +63,28 @@ def speaker_name():
     return f"speaker-{uuid.uuid4().hex[:12]}"
 
 
-def create(stack, sockets):
+def create(stack, sockets, with_connection_id=False):
     ws = sockets.enter_context(open_ws(stack, action="createSession", sourceLanguage="en",
                                        token=stack.token(speaker_name())))
     created = recv_json(ws)
     assert created["type"] == "sessionCreated", created
+    if with_connection_id:
+        return ws, created["sessionId"], created["connectionId"]
     return ws, created["sessionId"]
+
+
+def deliver_message(stack, connection_id, **body):
+    """Hand ``body`` to the $default function as a message of ``connection_id``, in the
+    event the gateway builds for one, and wait for the handler: the Lambda Invoke API
+    (RequestResponse) returns once it has returned. Returns its response."""
+    host = stack.http.split("://", 1)[1]
+    event = message_event(ApiContext(api_id="local00api", stage="dev", domain_name=host),
+                          connection_id=connection_id, connected_at=int(time.time() * 1000),
+                          now_ms=int(time.time() * 1000), source_ip="127.0.0.1",
+                          route_key="$default", body=json.dumps(body), authorizer=None)
+    response = Aws(stack).lambda_.invoke(FunctionName="websocket_message", Payload=json.dumps(event))
+    assert "FunctionError" not in response, response
+    return json.loads(response["Payload"].read())
 
 
 def join(stack, sockets, session_id, language):
@@ -654,16 +674,21 @@ class TestAudio:
             assert got["audioData"] == largest and got["sequenceNumber"] == 1
 
     def test_audio_while_paused_is_accepted_and_dropped(self, stack):
-        """Paused: no error and nothing relayed; resumed: the next chunk is relayed."""
+        """Paused: no error and nothing relayed; resumed: the next chunk is relayed.
+
+        Messages of one connection are handled concurrently (docs: nothing orders them),
+        and a dropped chunk gets no answer, so nothing on the socket says when its handler
+        is done. The paused chunk is therefore handed to the $default function the way the
+        gateway hands it (same event builder), through the Lambda Invoke API, which returns
+        once the handler has: only then is the resume sent."""
         with ExitStack() as sockets:
-            speaker, session_id = create(stack, sockets)
+            speaker, session_id, speaker_id = create(stack, sockets, with_connection_id=True)
             listener, _ = join(stack, sockets, session_id, "es")
             send(speaker, action="pauseBroadcast")
             assert recv_json(speaker)["type"] == "controlAck"
-            send(speaker, action="sendAudio", audioData=base64.b64encode(b"silence").decode(), sequenceNumber=1)
-            # Messages of one connection are handled concurrently (docs: nothing orders
-            # them): give the paused chunk's handler time to finish before resuming.
-            time.sleep(1.0)
+            handled = deliver_message(stack, speaker_id, action="sendAudio",
+                                      audioData=base64.b64encode(b"silence").decode(), sequenceNumber=1)
+            assert handled == {"statusCode": 200}
             send(speaker, action="resumeBroadcast")
             assert recv_json(speaker)["type"] == "controlAck"
             assert [recv_json(listener)["type"] for _ in range(2)] == ["broadcastPaused", "broadcastResumed"]
@@ -774,3 +799,28 @@ class TestSpeakAndListen:
             for cli in started:
                 cli.stop()
 
+
+
+class TestRefusedToken:
+    FOREIGN_ISSUER = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Elsewhere"
+
+    @pytest.mark.parametrize("claims,says", [
+        ({"now": time.time() - 7200}, r"the token \(read here without checking its signature; issuer "
+                                      r"\S+, audience \S+\): it expired at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"),
+        ({"issuer": FOREIGN_ISSUER}, rf"the token \(issuer {re.escape(FOREIGN_ISSUER)}, .*\) looks "
+                                     r"well-formed, so the server does not trust its issuer"),
+    ], ids=["expired", "foreign-issuer"])
+    def test_speak_refused_with_401_says_what_the_token_shows(self, stack, claims, says):
+        """API Gateway answers a bad speaker token with a bare 401; `speak` adds what the
+        token itself shows (read locally, never printed) and exits 1."""
+        issuer_args = {"issuer": claims["issuer"]} if "issuer" in claims else {}
+        token_args = {"now": claims["now"]} if "now" in claims else {}
+        token = LocalIssuer(stack.state_dir, **issuer_args).token(speaker_name(), **token_args)
+        result = subprocess.run(
+            [sys.executable, "-m", "broadcast_client", "--url", stack.ws, "speak"], cwd=ROOT,
+            env={**os.environ, "BROADCAST_TOKEN": token}, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1
+        assert "connection refused: 401 Unauthorized; " in result.stderr
+        assert re.search(says, result.stderr), result.stderr
+        assert token not in result.stdout + result.stderr

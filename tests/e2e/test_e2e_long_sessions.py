@@ -13,6 +13,13 @@ against a 2.5 s timeout, a refresh notice at 3.6 s of age with 6 s more before t
 server would close the connection for its age. The only timing assertions are
 generous timeouts, and lower bounds taken from the server's own timestamps.
 
+A check that something did *not* happen (no second count correction, no end of a
+session the speaker came back to) first runs a sweep itself (:func:`run_sweep`): the
+``sweep`` function through the gateway's Lambda Invoke API, as EventBridge would invoke
+it, which returns the sweep's report once it has run. So the check follows a sweep that
+started after the moment of interest and says it looked at the session, instead of
+trusting that a scheduled one happened to run in a slept-through window.
+
 TestSweepDuringSpeakerConnect reproduces a race between the sweep and a speaker's
 ``$connect`` (fixed; these are its regression tests) by stretching ``$connect`` through a slow
 Lambda endpoint.
@@ -26,6 +33,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +47,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from chalicelib.state.schema import CONNECTIONS_SESSION_INDEX
+from local_stack.schedule import scheduled_event
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,6 +123,20 @@ class State:
         self.sessions.update_item(Key={"sessionId": session_id},
                                   UpdateExpression="ADD listenerCount :d",
                                   ExpressionAttributeValues={":d": delta})
+
+
+def run_sweep(stack):
+    """Run one sweep now and wait for it; its report (``sessions``, ``ended``, ``closed``,
+    ``notices``, ``released``, ``skipped``). The Invoke API's RequestResponse returns once
+    the handler has; the scheduled sweeps keep running alongside, as overlapping
+    EventBridge invocations may in AWS."""
+    client = boto3.client("lambda", endpoint_url=stack.http, region_name="us-east-1",
+                          config=Config(retries={"max_attempts": 1}, read_timeout=60))
+    event = scheduled_event(rule_arn="arn:aws:events:us-east-1:123456789012:rule/broadcast-dev-sweep-event",
+                            region="us-east-1", account_id="123456789012", now=time.time())
+    response = client.invoke(FunctionName="sweep", Payload=json.dumps(event))
+    assert "FunctionError" not in response, json.loads(response["Payload"].read())
+    return json.loads(response["Payload"].read())
 
 
 def management(stack):
@@ -522,7 +545,11 @@ class TestLostDisconnect:
         assert state.settled(session_id, {alive.connection_id, ghost})  # the lost state
 
         wait_until(lambda: state.settled(session_id, {alive.connection_id}), 15, "the sweep to heal")
-        time.sleep(1.5)  # a few more sweeps: the count moved once, not once per sweep
+        # Two more sweeps, both started after the heal and both looking at the session:
+        # the count moved once, not once per sweep.
+        for _ in range(2):
+            report = run_sweep(stack)
+            assert report["sessions"] == 1 and report["closed"] == 0, report
         assert state.settled(session_id, {alive.connection_id})
         assert state.session(session_id)["status"] == "active"
         alive.assert_untouched()
@@ -646,7 +673,7 @@ class TestSpeakerGrace:
         c1.close()
         for listener in listeners:
             assert listener.wait_for("speakerDisconnected")["graceSeconds"] == 3
-        assert "speakerDisconnectedAt" in state.session(session_id)
+        disconnected_at = int(state.session(session_id)["speakerDisconnectedAt"]) / 1000
         time.sleep(1)  # a reload takes a moment; expiresAt (whole seconds) can then move
         c2 = raw(sockets, stack, heartbeat=None, action="refreshConnection", sessionId=session_id,
                  role="speaker", token=stack.token())
@@ -654,7 +681,10 @@ class TestSpeakerGrace:
         for listener in listeners:
             assert listener.wait_for("speakerReconnected")["sessionId"] == session_id
 
-        time.sleep(3 + 1.5)  # past the grace, with a few sweeps
+        # Past the grace (the server's own timestamp), then a sweep that looks at the session.
+        wait_until(lambda: time.time() > disconnected_at + 3 + 0.5, 10, "the grace to pass")
+        report = run_sweep(stack)
+        assert report["sessions"] == 1 and report["ended"] == 0, report
         session = state.session(session_id)
         assert session["status"] == "active"
         assert session["speakerConnectionId"] == c2.connection_id
@@ -759,13 +789,21 @@ class TestSweepDuringSpeakerConnect:
         return stack
 
     def test_sweep_during_create_keeps_the_new_session(self, stack, slow_lambda, sockets):
-        """A createSession whose $connect lasts 1.5 s (several sweeps run meanwhile)
-        still creates a live session: sessionCreated arrives and the session stays active."""
+        """A createSession whose $connect lasts 1.5 s still creates a live session when a
+        sweep runs inside that $connect (and another after it): sessionCreated arrives and
+        the session stays active."""
         state = State(stack)
         slow_lambda.delay = SLOW_CONNECT
-        speaker = raw(sockets, stack, heartbeat=None, action="createSession", sourceLanguage="en",
-                      token=stack.token())
-        time.sleep(1)  # $connect has returned (the handshake completed); a few more sweeps
+        with ThreadPoolExecutor(1) as pool:
+            opening = pool.submit(raw, sockets, stack, heartbeat=None, action="createSession",
+                                  sourceLanguage="en", token=stack.token())
+            wait_until(lambda: state.sessions.scan()["Items"], 10, "$connect to write the session")
+            report = run_sweep(stack)
+            assert not opening.done(), "the sweep did not run inside $connect: the race was not tried"
+            assert report["sessions"] == 1 and report["ended"] == 0, report
+            speaker = opening.result(timeout=30)
+        report = run_sweep(stack)
+        assert report["sessions"] == 1 and report["ended"] == 0, report
         sessions = state.sessions.scan()["Items"]
         assert [(s["status"], s.get("endedReason")) for s in sessions] == [("active", None)]
         assert speaker.wait_for("sessionCreated")["sessionId"] == sessions[0]["sessionId"]
@@ -779,16 +817,26 @@ class TestSweepDuringSpeakerConnect:
         c1, session_id = raw_speaker(sockets, stack, heartbeat=None)
         listener = raw_listener(sockets, stack, session_id, "es", heartbeat=None)
         slow_lambda.delay = SLOW_CONNECT
-        c2 = raw(sockets, stack, heartbeat=None, action="refreshConnection", sessionId=session_id,
-                 role="speaker", token=stack.token())
+        with ThreadPoolExecutor(1) as pool:
+            opening = pool.submit(raw, sockets, stack, heartbeat=None, action="refreshConnection",
+                                  sessionId=session_id, role="speaker", token=stack.token())
+            wait_until(lambda: state.session(session_id)["speakerConnectionId"] != c1.connection_id,
+                       10, "$connect to hand the session to the new connection")
+            report = run_sweep(stack)
+            assert not opening.done(), "the sweep did not run inside $connect: the race was not tried"
+            assert report["sessions"] == 1 and report["ended"] == 0, report
+            c2 = opening.result(timeout=30)
         slow_lambda.delay = 0.0
-        time.sleep(1)  # $connect has returned (the handshake completed); a few more sweeps
         session = state.session(session_id)
         assert (session["status"], session.get("endedReason")) == ("active", None)
         assert c2.wait_for("connectionRefreshComplete")["role"] == "speaker"
         assert session["speakerConnectionId"] == c2.connection_id
         c1.close()
-        time.sleep(0.5)
+        # The replaced connection's $disconnect has run (its row is gone), then a sweep:
+        # neither ended the session.
+        wait_until(lambda: state.connection(c1.connection_id) is None, 10, "c1's $disconnect")
+        report = run_sweep(stack)
+        assert report["sessions"] == 1 and report["ended"] == 0, report
         assert state.session(session_id)["status"] == "active"
         listener.assert_untouched()
         c2.assert_untouched()

@@ -1,7 +1,8 @@
-"""The reference client's command line: token command, redaction, `make speak`."""
+"""The reference client's command line: token command, redaction, `make speak`/`listen`."""
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,29 @@ class TestMakeSpeak:
     def test_a_given_token_is_used(self):
         line = self.dry_run("TOKEN=abc.def.ghi")
         assert 'BROADCAST_TOKEN="abc.def.ghi"' in line and "--token-command" not in line
+
+
+def free_port():
+    """A port of 127.0.0.1 nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+class TestMakeWithoutAStack:
+    @pytest.mark.parametrize("target", [["listen", "SESSION=faithful-shepherd-427", "LANG=es"],
+                                        ["speak", "TOKEN=a.b.c"]])
+    def test_says_nothing_listens_at_the_url_and_suggests_make_run(self, target):
+        """`make listen`/`make speak` with no stack: the URL tried, `make run`, PORT/WS_URL;
+        not a bare ConnectionRefusedError, and never the token."""
+        port = free_port()
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "WS_URL", "HOST", "BROADCAST_TOKEN")}
+        result = subprocess.run(["make", "--no-print-directory", *target, f"PORT={port}"], cwd=ROOT,
+                                env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode != 0
+        assert f"! cannot connect: nothing is listening at ws://127.0.0.1:{port}/dev" in result.stderr
+        assert "Start it with `make run`" in result.stderr and "WS_URL=" in result.stderr
+        assert "Errno" not in result.stderr and "a.b.c" not in result.stderr

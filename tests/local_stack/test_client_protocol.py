@@ -6,27 +6,20 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from broadcast_client.protocol import (
-    AUDIO_CHUNK_BYTES,
-    MAX_AUDIO_BASE64_CHARS,
-    AudioReorderBuffer,
-    ClientProtocol,
+from broadcast_client.actions import (
     Close,
     Exit,
     FetchToken,
     Open,
     Print,
     ReadAudio,
-    Role,
     Send,
-    SequenceFilter,
     WriteAudio,
-    audio_chunks,
-    backoff,
-    describe,
-    redact,
-    tone_pcm16,
 )
+from broadcast_client.audio import AUDIO_CHUNK_BYTES, MAX_AUDIO_BASE64_CHARS, audio_chunks, tone_pcm16
+from broadcast_client.display import describe, redact
+from broadcast_client.ordering import AudioReorderBuffer, SequenceFilter
+from broadcast_client.protocol import ClientProtocol, Role, backoff
 
 URL = "ws://127.0.0.1:8000/dev"
 
@@ -95,8 +88,8 @@ class TestSpeaker:
         """A refused createSession exits non-zero with the server's code."""
         protocol = speaker()
         [action] = protocol.start()
-        actions = protocol.refused(action.key, 401, '{"code": "UNAUTHORIZED", "message": "no"}', 0)
-        assert actions[-1] == Exit(1, "connection refused: 401 UNAUTHORIZED: no")
+        actions = protocol.refused(action.key, 429, '{"code": "RATE_LIMITED", "message": "no"}', 0)
+        assert actions[-1] == Exit(1, "connection refused: 429 RATE_LIMITED: no")
 
     def test_lost_connection_tries_a_speaker_refresh_then_stops_on_404(self):
         """A dropped speaker reconnects with refreshConnection; 404 (no grace) ends it."""

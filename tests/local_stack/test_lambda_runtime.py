@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from local_stack.lambda_runtime import FunctionError, FunctionNotFound, LambdaApp
+from local_stack.schedule import scheduled_event
 
 HERE = Path(__file__).parent
 
@@ -32,6 +33,27 @@ class TestRegistry:
     def test_names_resolve_like_lambda(self, lambda_app, name):
         """Bare Chalice names, deployed names, qualifiers and ARNs all resolve."""
         assert lambda_app.function(name).name == "echo_function"
+
+    def test_a_cron_schedule_is_not_run_but_the_function_stays_invocable(self, tmp_path, caplog):
+        """cron(...) is not emulated: the function is known (Invoke API), left out of the
+        clock's schedules, and a warning says why."""
+        (tmp_path / "cron_app.py").write_text(
+            "from chalice import Chalice\n"
+            "app = Chalice(app_name='cron')\n"
+            "@app.schedule('cron(0 10 * * ? *)', name='nightly')\n"
+            "def nightly(event):\n"
+            "    return 'ran'\n")
+        app = LambdaApp.load("cron_app.py", tmp_path, stage="dev", region="us-east-1",
+                             account_id="123456789012", max_workers=1)
+        try:
+            assert app.function("nightly").schedule is None and app.scheduled() == []
+            event = scheduled_event(rule_arn="arn:aws:events:us-east-1:123456789012:rule/r",
+                                    region="us-east-1", account_id="123456789012", now=0)
+            assert app.invoke_sync(app.function("nightly"), event) == "ran"
+        finally:
+            app.shutdown()
+        assert any("nightly is not scheduled locally" in r.getMessage() and "cron(0 10" in r.getMessage()
+                   for r in caplog.records if r.levelname == "WARNING")
 
     def test_unknown_function(self, lambda_app):
         """An unknown name is FunctionNotFound (Lambda's 404)."""

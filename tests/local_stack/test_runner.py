@@ -1,4 +1,4 @@
-"""``python -m local_stack run``'s start-up: the embedded moto's port and address."""
+"""``python -m local_stack run``'s start-up: the gateway's and the embedded moto's ports and addresses."""
 import logging
 import os
 import socket
@@ -83,6 +83,32 @@ def test_run_exits_with_a_message_when_the_moto_port_is_taken(taken_port, tmp_pa
     assert result.returncode == 1
     assert "MOTO_PORT" in result.stderr and "AWS_ENDPOINT_URL" in result.stderr
     assert "local stack ready" not in result.stdout
+
+
+def test_run_exits_with_a_message_when_the_gateway_port_is_taken(taken_port, tmp_path):
+    """`make run` with PORT taken names the address, PORT and what to do, not a bare
+    '[Errno 98] Address already in use'."""
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "HOST")}
+    env.update(PORT=str(taken_port), MOTO_PORT="0", LOCAL_STATE_DIR=str(tmp_path / "state"))
+    result = subprocess.run([sys.executable, "-m", "local_stack", "run"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"cannot start the gateway on 127.0.0.1:{taken_port} (Address already in use)" in result.stderr
+    assert "set PORT to a free port (PORT=0 picks one)" in result.stderr
+    assert "[Errno" not in result.stderr
+    assert "local stack ready" not in result.stdout
+
+
+def test_a_host_that_is_not_this_machines_is_named_with_the_variable_to_change(monkeypatch):
+    """A bind refused for the address itself says to change HOST (no socket is bound)."""
+    def refuse(self, address):
+        raise OSError(99, "Cannot assign requested address")
+
+    monkeypatch.setattr(runner.socket.socket, "bind", refuse)
+    with pytest.raises(runner.GatewayAddressError) as info:
+        runner.bind("192.0.2.10", 8000)
+    assert "cannot start the gateway on 192.0.2.10:8000" in info.value.strerror
+    assert "set HOST to an address of this machine" in info.value.strerror
 
 
 class TestHost:
