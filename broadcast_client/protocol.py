@@ -103,6 +103,9 @@ class ClientProtocol:
     _stopping: bool = False
     _pending: Dict[str, Tuple[Optional[Dict[str, Any]], float]] = attrs.field(factory=dict)  # FetchToken
     _refresh_query: Optional[Dict[str, Any]] = None  # the last reconnectQuery, for retries
+    # The current socket's connectionId (from its welcome): a listener refresh names
+    # it as previousConnectionId to take over its place (docs/protocol.md).
+    connection_id: Optional[str] = None
     _refresh_deadlines: Dict[str, float] = attrs.field(factory=dict)  # open refresh sockets
     done: Optional[Exit] = None
 
@@ -135,7 +138,8 @@ class ClientProtocol:
             return self._url({"action": "refreshConnection", "sessionId": self.session_id,
                               "role": "speaker", "token": self.token})
         return self._url({"action": "refreshConnection", "sessionId": self.session_id,
-                          "role": "listener", "targetLanguage": self.target_language})
+                          "role": "listener", "targetLanguage": self.target_language,
+                          "previousConnectionId": self.connection_id})
 
     def _open_socket(self, purpose: Purpose, delay: float = 0.0,
                      reconnect_query: Optional[Dict[str, Any]] = None) -> "Open | FetchToken":
@@ -269,6 +273,8 @@ class ClientProtocol:
         if isinstance(message.get("broadcastState"), dict):
             self.broadcast_state = message["broadcastState"]
         if kind in _WELCOMES:
+            if key == self.current or self._purposes.get(key) is Purpose.REFRESH:
+                self.connection_id = message.get("connectionId") or self.connection_id
             self._reconnects = 0
             if sequence is not None and self.role is Role.LISTENER:
                 actions.extend(self._sequences.welcomed(

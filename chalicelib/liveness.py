@@ -56,7 +56,8 @@ def remaining_minutes(connection, now_ms: int, config) -> float:
 
 
 def reconnect_query(connection) -> dict:
-    """The query string a client should reconnect with (speakers add ``token``)."""
+    """The query string a client should reconnect with (speakers add ``token``); a
+    listener's names its connection, whose place the new one takes over."""
     query = {
         "action": "refreshConnection",
         "sessionId": connection.session_id,
@@ -64,6 +65,8 @@ def reconnect_query(connection) -> dict:
     }
     if connection.target_language:
         query["targetLanguage"] = connection.target_language
+    if not connection.is_speaker:
+        query["previousConnectionId"] = connection.connection_id
     return query
 
 

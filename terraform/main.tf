@@ -130,6 +130,7 @@ locals {
     PUBLISH_CONCURRENCY              = tostring(var.publish_concurrency)
     RATE_LIMIT_CONNECTS_PER_MINUTE   = tostring(var.rate_limit_connects_per_minute)
     RATE_LIMIT_SESSIONS_PER_HOUR     = tostring(var.rate_limit_sessions_per_hour)
+    PRIVACY_KEY                      = local.privacy_key
     LOG_LEVEL                        = var.log_level
   })
 

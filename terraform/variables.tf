@@ -385,8 +385,8 @@ variable "jwks_refetch_cooldown_seconds" {
   default     = 300
 
   validation {
-    condition     = var.jwks_refetch_cooldown_seconds >= 0
-    error_message = "jwks_refetch_cooldown_seconds must not be negative."
+    condition     = var.jwks_refetch_cooldown_seconds >= 30
+    error_message = "jwks_refetch_cooldown_seconds must be at least 30 (chalicelib/config.py): each forged kid may cost one JWKS fetch per period."
   }
 }
 

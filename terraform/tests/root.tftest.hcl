@@ -63,6 +63,7 @@ run "every_contract_variable_reaches_the_functions" {
       "TOKEN_USE", "JWKS_URL", "JWKS_REFETCH_COOLDOWN_SECONDS", "MANAGEMENT_API_URL",
       "WELCOME_FUNCTION_NAME", "WELCOME_DELIVERY_TIMEOUT_SECONDS", "AUDIO_SINK", "AUDIO_STREAM_NAME",
       "PUBLISH_CONCURRENCY", "RATE_LIMIT_CONNECTS_PER_MINUTE", "RATE_LIMIT_SESSIONS_PER_HOUR", "LOG_LEVEL",
+      "PRIVACY_KEY",
     ])
     error_message = "The functions' environment must hold exactly the contract's variables."
   }

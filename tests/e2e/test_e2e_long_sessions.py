@@ -466,7 +466,8 @@ class TestNotices:
         notice = listener.wait_for("connectionRefreshRequired")
         assert notice["sessionId"] == session_a and notice["targetLanguage"] == "es"
         assert notice["reconnectQuery"] == {"action": "refreshConnection", "sessionId": session_a,
-                                            "role": "listener", "targetLanguage": "es"}
+                                            "role": "listener", "targetLanguage": "es",
+                                            "previousConnectionId": listener.wait_for("sessionJoined")["connectionId"]}
         assert "token" not in lone_speaker.wait_for("connectionRefreshRequired")["reconnectQuery"]
 
         wait_until(lambda: state.settled(session_a, set()), 10, "the listener's row and count cleaned")

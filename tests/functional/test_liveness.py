@@ -80,7 +80,8 @@ class TestNotices:
         assert notice["sessionId"] == session_id and notice["role"] == "listener"
         assert notice["targetLanguage"] == "fr"
         assert notice["reconnectQuery"] == {
-            "action": "refreshConnection", "sessionId": session_id, "role": "listener", "targetLanguage": "fr"
+            "action": "refreshConnection", "sessionId": session_id, "role": "listener", "targetLanguage": "fr",
+            "previousConnectionId": cid,
         }
         assert notice["refreshBy"] > notice["timestamp"]
 

@@ -329,6 +329,22 @@ class TestListener:
                  if isinstance(a, Open)][0]
         assert retry.delay == pytest.approx(0.5)
 
+    def test_a_refresh_names_the_connection_it_replaces(self):
+        """After sessionJoined, a refresh (here after a drop) carries previousConnectionId
+        = the welcome's connectionId, so the server lets it take over that place; after
+        the handover, the next one names the new connection."""
+        protocol = listener()
+        action = started(protocol)
+        protocol.received(action.key, msg("sessionJoined", sessionId="faithful-shepherd-123",
+                                          targetLanguage="es", connectionId="OLD="), 1.0)
+        [rejoin] = [a for a in protocol.closed(action.key, 1006, 2.0) if isinstance(a, Open)]
+        assert query(rejoin.url)["previousConnectionId"] == "OLD="
+        protocol.opened(rejoin.key, 2.5)
+        protocol.received(rejoin.key, msg("connectionRefreshComplete", role="listener",
+                                          connectionId="NEW="), 3.0)
+        [again] = [a for a in protocol.closed(rejoin.key, 1006, 4.0) if isinstance(a, Open)]
+        assert query(again.url)["previousConnectionId"] == "NEW="
+
     def test_rejoin_refused_with_404_means_the_session_ended(self):
         """A 404 on rejoin exits 0: the session is over."""
         protocol = listener()
