@@ -84,9 +84,6 @@ function join(rawSession, language) {
   client.addEventListener("message", ({ detail }) => handle(detail.message));
   client.addEventListener("refused", ({ detail }) => refused(detail));
   client.addEventListener("ended", ({ detail }) => ended(detail.words));
-  client.addEventListener("gap", ({ detail }) => {
-    notify(`${detail.count} update(s) did not arrive and were skipped.`);
-  });
   $("join-button").disabled = true;
   $("live-session").textContent = sessionId;
   client.start();

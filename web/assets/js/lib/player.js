@@ -26,7 +26,7 @@ export class AudioPlayer {
     this._volume = 1;
     this._silenced = false;
     this._stats = { chunksReceived: 0, chunksPlayed: 0, late: 0, skipped: 0, badChunks: 0,
-      nonSilentSamples: 0, peak: 0, played: [] };
+      nonSilentSamples: 0, peak: 0, receivedPeak: 0, played: [] };
   }
 
   /** Create the audio graph. Call from a user gesture (a click) where autoplay
@@ -123,6 +123,7 @@ export class AudioPlayer {
   _play(bytes, number) {
     const samples = pcm16ToFloat(bytes);
     this._stats.chunksPlayed += 1;
+    for (const v of samples) if (Math.abs(v) > this._stats.receivedPeak) this._stats.receivedPeak = Math.abs(v);
     if (number !== null) {
       this._stats.played.push(number);
       if (this._stats.played.length > 5000) this._stats.played.shift();
