@@ -80,8 +80,11 @@ def _browser_required():
     pytest.fail(f"BROWSER_TESTS=require but {_missing()}; {HOW_TO_ENABLE}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
+    """One Chromium per test module. Not per session: Playwright's sync API runs an
+    asyncio loop in the main thread while it is started, and tests of other modules
+    that call asyncio.run() must not find one running."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -133,6 +133,7 @@ function handle(message) {
       $("current-language").textContent = languageName(message.targetLanguage);
       fillLanguages($("new-language"), config.languages.filter((c) => c !== message.targetLanguage), null);
       $("translations").replaceChildren();
+      show("no-translation");
       notify(`Now listening in ${languageName(message.targetLanguage)}.`);
       break;
     case "speakerDisconnected":
@@ -165,6 +166,7 @@ function addLine(text, language) {
   if (language) item.lang = language;
   const list = $("translations");
   list.append(item);
+  show("no-translation", false);
   while (list.children.length > MAX_LINES) list.firstElementChild.remove();
   list.scrollTop = list.scrollHeight;
 }

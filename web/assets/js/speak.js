@@ -151,7 +151,7 @@ async function startBroadcast() {
 }
 
 function showConnection(state) {
-  const words = { connecting: "Connecting…", live: "On air", reconnecting: "Connection lost; reconnecting…" };
+  const words = { connecting: "Connecting…", live: "Connected", reconnecting: "Connection lost; reconnecting…" };
   if (words[state]) $("connection").textContent = words[state];
 }
 
