@@ -7,6 +7,8 @@
 - ``POST /2015-03-31/functions/{name}/invocations``: Lambda's Invoke API, so
   the app's own ``lambda.invoke`` reaches its functions here.
 - ``GET /.well-known/jwks.json``: the local issuer's keys.
+- ``GET /listen``, ``/speak``, ``/config.js``, ``/assets/...`` and ``POST
+  /_local/token``: the browser pages (:mod:`local_stack.static`).
 
 The rules live in :mod:`local_stack.apigw` (sans-I/O); this module moves
 bytes and runs handlers in the thread pool of :class:`LambdaApp`.
@@ -29,6 +31,7 @@ from .issuer import LocalIssuer
 from .lambda_runtime import FunctionError, FunctionNotFound, LambdaApp
 from .schedule import Schedule, scheduled_event
 from .settings import MAX_INVOKE_PAYLOAD_BYTES, MAX_MESSAGE_BYTES, Settings
+from .static import StaticSite
 
 log = logging.getLogger("local_stack.gateway")
 
@@ -201,6 +204,9 @@ class Gateway:
             app.router.add_post(path, self.handle_post)
             app.router.add_get(path, self.handle_get)
             app.router.add_delete(path, self.handle_delete)
+        # Before /{stage}, which would take /listen and /speak.
+        StaticSite(stage=self.settings.stage, bound_host=self.settings.host,
+                   issuer=self.issuer).add_routes(app)
         app.router.add_get("/", self.handle_upgrade)
         app.router.add_get("/{stage}", self.handle_upgrade)
         app.router.add_get("/{stage}/", self.handle_upgrade)
