@@ -38,6 +38,11 @@ class FakeManagementClient:
     def __init__(self, gateway: "Gateway") -> None:
         self.gateway = gateway
 
+    def _count(self, operation: str) -> None:
+        counter = self.gateway.call_counter
+        if counter is not None:
+            counter.count("apigatewaymanagementapi", operation)
+
     def _gone(self):
         from botocore.exceptions import ClientError
 
@@ -48,16 +53,19 @@ class FakeManagementClient:
         )
 
     def post_to_connection(self, ConnectionId, Data):
+        self._count("PostToConnection")
         if ConnectionId not in self.gateway.open:
             raise self._gone()
         self.gateway.inbox[ConnectionId].append(json.loads(Data))
 
     def get_connection(self, ConnectionId):
+        self._count("GetConnection")
         if ConnectionId not in self.gateway.open:
             raise self._gone()
         return {"ConnectedAt": "2026-01-01T00:00:00Z", "Identity": {"SourceIp": "127.0.0.1"}}
 
     def delete_connection(self, ConnectionId):
+        self._count("DeleteConnection")
         if ConnectionId not in self.gateway.open:
             raise self._gone()
         self.gateway.server_closed.add(ConnectionId)
@@ -88,6 +96,8 @@ class HarnessRuntime(Runtime):
         return ConnectionsApi(FakeManagementClient(self.gateway))
 
     def dispatch_welcome(self, welcome) -> None:
+        if self.gateway.call_counter is not None:
+            self.gateway.call_counter.count("lambda", "Invoke")
         if self.fail_dispatch:
             raise RuntimeError("Lambda throttled the async invocation")
         self.gateway.pending_welcomes.append(welcome.to_payload())
@@ -113,6 +123,7 @@ class Gateway:
         self.pending_welcomes: List[dict] = []
         self.pending_disconnects: List[tuple] = []
         self.endpoints: set = set()
+        self.call_counter = None  # tests/support/calls.py
         # Lambda records a handler's exception and moves on; tests see it raised
         # unless they model that (fault injection records them here instead).
         self.record_lambda_errors = False
