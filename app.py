@@ -84,8 +84,14 @@ def on_ws_disconnect(event):
 
 @app.schedule("rate(1 minute)", name="sweep")
 def sweep(event):
-    """Heals state: timeouts, one-time notices, expired and orphaned sessions."""
-    context = event.context
-    return runtime.sweeper.sweep(
-        lambda: context.get_remaining_time_in_millis() / 1000
+    """Starts one sweep_shard invocation per shard of the sweep index."""
+    return runtime.sweeper.dispatch(runtime.dispatch_sweep)
+
+
+@app.lambda_function(name="sweep_shard")
+def sweep_shard(event, context):
+    """Heals one shard's sessions: timeouts, one-time notices, expired, orphaned
+    and ended-but-unreleased sessions."""
+    return runtime.sweeper.sweep_shard(
+        int(event["shard"]), lambda: context.get_remaining_time_in_millis() / 1000
     ).to_dict()

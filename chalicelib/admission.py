@@ -5,12 +5,18 @@ A connect validates the query, records the connection with conditional writes or
 a transaction, and hands its first message to ``deliver_welcome`` (an asynchronous
 invocation: API Gateway refuses posts until ``$connect`` has returned). On any
 failure nothing written for the connection remains.
+
+Every handshake counts against its address's rate limit, refused ones included. A
+join, the one intent that comes by the hundred, reads the session and the address's
+counter in one call and writes row, count and counter in one transaction: four calls
+in all with the welcome's invocation and post (docs/scaling.md).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import zlib
 from typing import Callable, Dict, Optional
 
 import attrs
@@ -19,9 +25,9 @@ from chalicelib import errors
 from chalicelib.auth.authorizer import KEYS_UNAVAILABLE
 from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
 from chalicelib.departures import Departures
-from chalicelib.state.rate_limits import RateLimiter
+from chalicelib.state.rate_limits import Counted, RateLimiter
 from chalicelib.state.records import ACTIVE, LISTENER, SPEAKER, BroadcastState, Connection, Session
-from chalicelib.state.store import ConnectionExists, SessionIdTaken, Store
+from chalicelib.state.store import ConnectionExists, ExtraConditionFailed, SessionIdTaken, Store
 from chalicelib.wire import messages
 from chalicelib.wire.ids import candidate_ids
 from chalicelib.wire.intents import (
@@ -34,6 +40,12 @@ from chalicelib.wire.intents import (
 )
 
 logger = logging.getLogger(__name__)
+
+CONNECT_WINDOW_SECONDS = 60
+CREATE_WINDOW_SECONDS = 3600
+# While the first message gets 410 (the connection is still inside $connect), the
+# connection's row is read once, after this long, to stop early if the client left.
+_WELCOME_CHECK_AFTER_SECONDS = 1.0
 
 
 @attrs.frozen(kw_only=True)
@@ -48,12 +60,14 @@ class ConnectRequest:
 
 @attrs.frozen(kw_only=True)
 class Welcome:
-    """The first message of a connection, delivered once ``$connect`` returned."""
+    """The first message of a connection, delivered once ``$connect`` returned, and
+    what to tell someone else once it was (the speaker, of a listener joining)."""
 
     connection_id: str
     endpoint: str
     message: dict
     deadline: float
+    notify: Optional[dict] = None  # {"connection_id": ..., "message": {...}}
 
     def to_payload(self) -> dict:
         return attrs.asdict(self)
@@ -65,17 +79,20 @@ class Welcome:
             endpoint=payload["endpoint"],
             message=payload["message"],
             deadline=float(payload["deadline"]),
+            notify=payload.get("notify"),
         )
 
 
 @attrs.frozen
 class _Admitted:
     """What a successful ``$connect`` write produced: the first message, how to
-    undo the write if the connection cannot complete, and what to do once it has."""
+    undo the write if the connection cannot complete, what to do once it has, and
+    whom to tell once the first message is delivered."""
 
     message: dict
     undo: Callable[[], None]
     after: Optional[Callable[[], None]] = None
+    notify: Optional[dict] = None
 
 
 class Admission:
@@ -110,33 +127,34 @@ class Admission:
         Raises a BroadcastError whose status refuses the handshake. On any failure
         nothing written for this connection remains.
         """
-        # Counted first, so that refusals count too: an address over its limit
-        # cannot keep trying queries or tokens.
-        self._limit(request.source_ip and self._hash("ip", request.source_ip),
-                    self._config.rate_limit_connects_per_minute, 60,
-                    "too many connections from this address, retry in a minute")
-        intent = parse_connect(request.query, self._config.supported_languages)
-        if intent.role == SPEAKER:
-            self._require_verified_speaker(request)
-        if isinstance(intent, CreateIntent):
-            self._limit(self._hash("user", request.user_id),
-                        self._config.rate_limit_sessions_per_hour, 3600,
-                        "too many sessions created by this user, retry later")
+        try:
+            intent = parse_connect(request.query, self._config.supported_languages)
+        except errors.BroadcastError:
+            self._count_connect(request)  # a malformed handshake counts too
+            raise
         now = self._clock()
-        if isinstance(intent, CreateIntent):
-            admitted = self._create(request, intent, now)
-        elif isinstance(intent, JoinIntent):
-            admitted = self._join(request, intent, now)
-        elif intent.role == SPEAKER:
-            admitted = self._refresh_speaker(request, intent, now)
+        if isinstance(intent, JoinIntent):
+            admitted = self._join(request, intent, now, count=True)
         else:
-            admitted = self._refresh_listener(request, intent, now)
+            self._count_connect(request)
+            if intent.role == SPEAKER:
+                self._require_verified_speaker(request)
+            if isinstance(intent, CreateIntent):
+                self._limit(self._hash("user", request.user_id),
+                            self._config.rate_limit_sessions_per_hour, CREATE_WINDOW_SECONDS,
+                            "too many sessions created by this user, retry later")
+                admitted = self._create(request, intent, now)
+            elif intent.role == SPEAKER:
+                admitted = self._refresh_speaker(request, intent, now)
+            else:
+                admitted = self._refresh_listener(request, intent, now)
 
         welcome = Welcome(
             connection_id=request.connection_id,
             endpoint=request.endpoint,
             message=admitted.message,
             deadline=now + self._config.welcome_delivery_timeout_seconds,
+            notify=admitted.notify,
         )
         try:
             self._dispatch_welcome(welcome)
@@ -151,6 +169,17 @@ class Admission:
                 logger.exception("post-connect notice failed")
         return welcome
 
+    # -- rate limits -------------------------------------------------------------
+
+    def _ip_key(self, request: ConnectRequest) -> Optional[str]:
+        return self._hash("ip", request.source_ip) if request.source_ip else None
+
+    def _count_connect(self, request: ConnectRequest) -> None:
+        """Count a handshake against its address; refuse it when over the limit."""
+        self._limit(self._ip_key(request), self._config.rate_limit_connects_per_minute,
+                    CONNECT_WINDOW_SECONDS,
+                    "too many connections from this address, retry in a minute")
+
     def _limit(self, key: Optional[str], limit: int, window_seconds: int, message: str) -> None:
         if key and not self._rate_limiter.allow(key, limit, window_seconds):
             raise errors.RateLimited(message)
@@ -164,7 +193,10 @@ class Admission:
         if not request.user_id:
             raise errors.Unauthorized()
 
-    def _connection(self, request, session_id, role, now, target_language=None):
+    # -- records -----------------------------------------------------------------
+
+    def _connection(self, request, session_id, role, now, target_language=None,
+                    speaker_connection_id=None) -> Connection:
         now_ms = int(now * 1000)
         return Connection(
             connection_id=request.connection_id,
@@ -175,7 +207,14 @@ class Admission:
             connected_at=now_ms,
             last_seen_at=now_ms,
             ttl=int(now) + self._config.connection_ttl_seconds,
+            speaker_connection_id=speaker_connection_id,
         )
+
+    def _listener(self, request, intent, now, session: Session) -> Connection:
+        return self._connection(request, intent.session_id, LISTENER, now,
+                                intent.target_language, session.speaker_connection_id)
+
+    # -- intents -----------------------------------------------------------------
 
     def _create(self, request, intent: CreateIntent, now) -> _Admitted:
         for session_id in candidate_ids():
@@ -189,6 +228,7 @@ class Admission:
                 listener_count=0,
                 created_at=int(now * 1000),
                 expires_at=int(now) + self._config.session_max_duration_seconds,
+                sweep_shard=zlib.crc32(session_id.encode()) % self._config.sweep_shards,
                 broadcast_state=BroadcastState(last_state_change=int(now * 1000)),
             )
             speaker = self._connection(request, session_id, SPEAKER, now)
@@ -206,21 +246,52 @@ class Admission:
             return _Admitted(messages.session_created(now, session, request.connection_id), undo)
         raise errors.SessionIdExhausted()
 
-    def _listener(self, request, intent, now) -> Connection:
-        return self._connection(request, intent.session_id, LISTENER, now, intent.target_language)
-
-    def _join(self, request, intent, now) -> _Admitted:
+    def _join(self, request, intent, now, *, count: bool) -> _Admitted:
         """A join, or a listener refresh that names no connection to take over: a new
-        place, within capacity."""
-        listener = self._listener(request, intent, now)
+        place, within capacity. With ``count``, the handshake is counted against its
+        address inside the join's own transaction (read with the session)."""
+        key = self._ip_key(request) if count else None
+        limit = self._config.rate_limit_connects_per_minute
+        if key:
+            session, counter = self._store.read_with(
+                intent.session_id, self._config.rate_limits_table, self._rate_limiter.key(key))
+        else:
+            session, counter = self._store.get_session(intent.session_id), None
+        if session is None or not session.is_active or session.expires_at <= int(now):
+            if key:
+                self._count_connect(request)
+            raise errors.SessionNotFound()
+        counted = (self._rate_limiter.counted_within(counter, key, limit, CONNECT_WINDOW_SECONDS)
+                   if key else Counted(True, None))
+        if not counted.allowed:
+            self._count_connect(request)  # counts it, and refuses it unless a window just ended
+            counted = Counted(True, None)
+        listener = self._listener(request, intent, now, session)
+        extra = (counted.item,) if counted.item else ()
         try:
-            session = self._store.add_listener(listener, self._config.max_listeners_per_session)
+            try:
+                self._store.add_listener(listener, self._config.max_listeners_per_session, *extra)
+            except ExtraConditionFailed:  # the counter moved since we read it
+                self._count_connect(request)
+                self._store.add_listener(listener, self._config.max_listeners_per_session)
         except ConnectionExists as exc:
             return self._repeat_welcome(exc.existing, intent, now)
+        except (errors.SessionNotFound, errors.SessionFull):
+            if extra:  # the cancelled transaction did not count the refusal
+                self._count_refusal(request)
+            raise
         return _Admitted(
             self._listener_welcome(intent, session, listener, now),
-            lambda: self._store.remove_listener(listener),
+            lambda: self._store.remove_listener(listener, int(self._clock() * 1000)),
+            notify=self._presence(session, now, joined=listener.target_language),
         )
+
+    def _count_refusal(self, request: ConnectRequest) -> None:
+        """Count a refused handshake; the refusal's own reason is the answer."""
+        key = self._ip_key(request)
+        if key:
+            self._rate_limiter.allow(key, self._config.rate_limit_connects_per_minute,
+                                     CONNECT_WINDOW_SECONDS)
 
     def _refresh_listener(self, request, intent: RefreshIntent, now) -> _Admitted:
         """A listener refresh naming its current connection takes over that one's
@@ -230,14 +301,15 @@ class Admission:
         refresh is admitted like a join."""
         previous = intent.previous_connection_id
         if previous is None:
-            return self._join(request, intent, now)
-        listener = self._listener(request, intent, now)
+            return self._join(request, intent, now, count=False)
+        session = self._store.active_session(intent.session_id)
+        listener = self._listener(request, intent, now, session)
         try:
-            session = self._store.take_over_listener(listener, previous)
+            taken = self._store.take_over_listener(listener, previous)
         except ConnectionExists as exc:
             return self._repeat_welcome(exc.existing, intent, now)
-        if session is None:
-            return self._join(request, intent, now)
+        if not taken:
+            return self._join(request, intent, now, count=False)
         return _Admitted(
             self._listener_welcome(intent, session, listener, now),
             lambda: self._store.undo_take_over(listener, previous),
@@ -253,6 +325,11 @@ class Admission:
             now, session, listener.connection_id, LISTENER, listener.target_language
         )
 
+    @staticmethod
+    def _presence(session: Session, now, **change) -> dict:
+        return {"connection_id": session.speaker_connection_id,
+                "message": messages.listener_presence(now, session.session_id, **change)}
+
     def _refresh_speaker(self, request, intent: RefreshIntent, now) -> _Admitted:
         speaker = self._connection(request, intent.session_id, SPEAKER, now)
         try:
@@ -265,9 +342,10 @@ class Admission:
             return self._repeat_welcome(exc.existing, intent, now)
 
         def undo():
-            self._store.restore_speaker(
-                intent.session_id, previous, request.connection_id, previous_disconnected_at
-            )
+            if previous is not None:
+                self._store.restore_speaker(
+                    intent.session_id, previous, request.connection_id, previous_disconnected_at
+                )
             self._store.delete_connection(request.connection_id)
 
         after = None
@@ -304,22 +382,33 @@ class Admission:
     def deliver_welcome(self, welcome: Welcome) -> bool:
         """Post the first message, retrying while the connection is still inside its
         own ``$connect`` (API Gateway answers 410 then). Gives up at the deadline, or
-        at once when the connection's row is gone (the client left)."""
+        when the connection's row is gone (the client left; read once, after a
+        second of 410s). Then tells whoever ``notify`` names (a new listener's
+        speaker), once, on a best-effort basis."""
         api = self._api(welcome.endpoint)
-        delay = 0.02
+        delay, started, checked = 0.02, self._clock(), False
         while True:
             try:
                 if api.send(welcome.connection_id, welcome.message):
-                    return True
+                    break
             except DeliveryFailed as exc:
                 logger.warning("first message to %s: %s", welcome.connection_id, exc)
-            if self._clock() >= welcome.deadline:
+            now = self._clock()
+            if now >= welcome.deadline:
                 logger.warning("first message to %s not delivered", welcome.connection_id)
                 return False
-            if self._store.get_connection(welcome.connection_id) is None:
-                return False
+            if not checked and now - started >= _WELCOME_CHECK_AFTER_SECONDS:
+                checked = True
+                if self._store.get_connection(welcome.connection_id) is None:
+                    return False
             self._sleep(delay)
             delay = min(delay * 2, 0.25)
+        if welcome.notify:
+            try:
+                api.send(welcome.notify["connection_id"], welcome.notify["message"])
+            except DeliveryFailed as exc:  # the speaker re-syncs with getSessionStatus
+                logger.warning("presence notice failed: %s", exc)
+        return True
 
     # -- joinSession on an open connection ------------------------------------------
 

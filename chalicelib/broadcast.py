@@ -3,18 +3,21 @@ and audio in. Each is an entry of the router's action table."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from decimal import Decimal
 
 from chalicelib import errors
 from chalicelib.audio import parse_chunk
-from chalicelib.connections_api import ConnectionsApi
+from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
 from chalicelib.publisher import Publisher
 from chalicelib.state.records import Connection
 from chalicelib.state.store import Store
 from chalicelib.wire import messages
 from chalicelib.wire.echo import shown
 from chalicelib.wire.intents import validate_language
+
+logger = logging.getLogger(__name__)
 
 # action -> (listener message type, broadcastState changes)
 CONTROLS = {
@@ -59,16 +62,19 @@ class BroadcastActions:
         )
 
     def _apply(self, connection, action, listener_type, changes, extra, api, now) -> None:
-        session = self._store.update_broadcast_state(
-            connection.session_id, connection.connection_id, changes, int(now * 1000)
-        )
-        state = session.broadcast_state.to_wire()
-        self._publisher.publish(
-            session.session_id, listener_type, {"broadcastState": state, **extra}, api
+        """Set the state and take the listeners' sequence numbers in one write (only
+        the current speaker may), tell the listeners, acknowledge."""
+        _, session = self._publisher.publish(
+            connection.session_id, listener_type,
+            lambda updated: {"broadcastState": updated.broadcast_state.to_wire(), **extra},
+            api,
+            state_changes=changes,
+            speaker_connection_id=connection.connection_id,
         )
         api.send(
             connection.connection_id,
-            messages.build("controlAck", now, action=action, broadcastState=state),
+            messages.build("controlAck", now, action=action,
+                           broadcastState=session.broadcast_state.to_wire()),
         )
 
     # -- status and language -----------------------------------------------------------
@@ -101,10 +107,9 @@ class BroadcastActions:
         language = validate_language(
             message.body.get("targetLanguage"), self._config.supported_languages, "targetLanguage"
         )
-        before = self._store.change_language(connection.connection_id, language)
-        if before is None:
-            raise errors.SessionNotFound("this connection is not part of an active session")
-        session = self._store.get_session(connection.session_id)
+        previous = connection.target_language
+        self._store.change_language(connection, language, int(now * 1000))
+        session = self._store.active_session(connection.session_id)
         api.send(
             connection.connection_id,
             messages.build(
@@ -112,10 +117,16 @@ class BroadcastActions:
                 now,
                 sessionId=connection.session_id,
                 targetLanguage=language,
-                previousLanguage=before.target_language,
-                sequenceNumber=(session.sequence_numbers.get(language, 0) if session else 0),
+                previousLanguage=previous,
+                sequenceNumber=session.sequence_numbers.get(language, 0),
             ),
         )
+        if language != previous:  # the speaker's counts by language move
+            try:
+                api.send(session.speaker_connection_id, messages.listener_presence(
+                    now, session.session_id, joined=language, left=previous))
+            except DeliveryFailed as exc:
+                logger.warning("presence notice failed: %s", exc)
 
     # -- audio in ----------------------------------------------------------------------
 

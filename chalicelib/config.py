@@ -174,6 +174,16 @@ class Config:
         "RATE_LIMIT_SESSIONS_PER_HOUR", 20, integer(0),
         "sessions one speaker may create in any sliding hour (0: off)")
 
+    sweep_shards: int = setting(
+        "SWEEP_SHARDS", 16, integer(1),
+        "partitions of the sweep index; the sweep runs one worker per shard, in parallel "
+        "(raise it, never lower it: sessions keep the shard they were created in)")
+    sweep_concurrency: int = setting(
+        "SWEEP_CONCURRENCY", 16, integer(1), "sessions one sweep worker checks at once")
+    sweep_function_name: str = setting(
+        "SWEEP_FUNCTION_NAME", "sweep_shard", text,
+        "function the scheduled sweep invokes, once per shard")
+
     audio_sink: str = setting(
         "AUDIO_SINK", "none", choice(*AUDIO_SINKS),
         "`none`, `relay` (to listeners, untranslated) or `kinesis`",

@@ -5,6 +5,11 @@ our own) it ends up in :meth:`Departures.connection_left`; however a session end
 (the speaker leaves or ends it, it expires, its speaker vanished) it ends up in
 :meth:`Departures.end_session`. Every step is a conditional write, so running them
 twice or concurrently (a ``$disconnect`` racing the sweep) changes things once.
+
+An ended session's connections are released in bulk: told and closed concurrently,
+their rows deleted 25 to a call, no count kept (nobody reads an ended session's
+count). The session then leaves the sweep index; if anything failed it stays there
+and the sweep releases what is left.
 """
 
 from __future__ import annotations
@@ -43,17 +48,20 @@ class Departures:
         """``$disconnect``: idempotent; a repeated delivery finds nothing to do."""
         connection = self._store.get_connection(connection_id)
         if connection is not None:
-            self.connection_left(connection, api)
+            self.connection_left(connection, api, closed=True)
 
-    def connection_left(self, connection: Connection, api: ConnectionsApi) -> None:
-        """The socket is gone, however we learned it. A listener is uncounted; the
-        session's current speaker starts the reconnect grace, or ends the session."""
+    def connection_left(self, connection: Connection, api: ConnectionsApi,
+                        closed: bool = False) -> None:
+        """The socket is gone (``closed``: we know it is), however we learned it. A
+        listener is counted out and its speaker told; the session's current speaker
+        starts the reconnect grace, or ends the session."""
         if not connection.is_speaker:
-            self._store.remove_listener(connection)
+            if self._store.remove_listener(connection, self._now_ms()):
+                self._tell_speaker_left(connection, api)
             return
-        self._store.delete_connection(connection.connection_id)
         grace = self._config.speaker_reconnect_grace_seconds
         if grace > 0:
+            self._store.delete_connection(connection.connection_id)
             session = self._store.mark_speaker_disconnected(
                 connection.session_id, connection.connection_id, self._now_ms()
             )
@@ -64,16 +72,34 @@ class Departures:
                     api,
                 )
             return
-        self.end_session(
+        ended = self.end_session(
             connection.session_id, SPEAKER_DISCONNECTED, api,
             only_if_speaker=connection.connection_id,
+            gone=connection.connection_id if closed else None,
         )
+        if ended is None:  # a replaced speaker connection: its row alone goes
+            self._store.delete_connection(connection.connection_id)
+
+    def _tell_speaker_left(self, listener: Connection, api: ConnectionsApi) -> None:
+        """One post to the speaker the listener joined under; only if that one is
+        gone (a speaker refresh since), a read of the session finds the current one."""
+        notice = messages.listener_presence(self._clock(), listener.session_id,
+                                            left=listener.target_language)
+        speaker = listener.speaker_connection_id
+        try:
+            if speaker and api.send(speaker, notice):
+                return
+            session = self._store.get_session(listener.session_id)
+            if session is not None and session.is_active and session.speaker_connection_id != speaker:
+                api.send(session.speaker_connection_id, notice)
+        except (DeliveryFailed, errors.BroadcastError) as exc:  # the speaker re-syncs later
+            logger.warning("presence notice failed: %s", exc)
 
     def forget(self, connection: Connection, api: ConnectionsApi) -> None:
         """A send found the connection gone (410): clean up as for a disconnect,
         unless the 410 may only mean it is still inside its ``$connect``."""
         if not liveness.may_be_connecting(connection, self._now_ms(), self._config):
-            self.connection_left(connection, api)
+            self.connection_left(connection, api, closed=True)
 
     def close_connection(self, connection: Connection, reason: str, api: ConnectionsApi) -> bool:
         """Close a connection ourselves, saying why first, and clean up at once
@@ -86,7 +112,7 @@ class Departures:
         except DeliveryFailed as exc:
             logger.warning("closing %s failed: %s", connection.connection_id, exc)
             return False
-        self.connection_left(connection, api)
+        self.connection_left(connection, api, closed=True)
         return True
 
     # -- a session ends ----------------------------------------------------------------
@@ -109,9 +135,11 @@ class Departures:
         reason: str,
         api: ConnectionsApi,
         only_if_speaker: Optional[str] = None,
+        gone: Optional[str] = None,
     ) -> Optional[Session]:
-        """End an active session (once) and tell and release everyone in it.
-        An ``expired`` end re-checks expiry in the write: a refresh may have won."""
+        """End an active session (once) and tell and release everyone in it (but
+        ``gone``, a connection known closed). An ``expired`` end re-checks expiry in
+        the write: a refresh may have won."""
         ended = self._store.end_session(
             session_id,
             reason,
@@ -120,43 +148,29 @@ class Departures:
             only_if_expired=reason == EXPIRED,
         )
         if ended is not None:
-            self._finish_session(ended, reason, api)
+            self.release(session_id, reason, api, gone=gone)
         return ended
 
-    def _finish_session(self, session: Session, reason: str, api: ConnectionsApi) -> None:
-        """After the session is marked ended: listeners first, then the speaker (and
-        a replaced speaker connection that is still around)."""
-        self.release_listeners(session.session_id, reason, api)
-        ended = messages.session_ended(self._clock(), session.session_id, reason)
-        for speaker_id in filter(None, (session.speaker_connection_id,
-                                        session.previous_speaker_connection_id)):
-            try:
-                api.say_and_close(speaker_id, ended)
-            except DeliveryFailed as exc:
-                logger.warning("closing speaker %s failed: %s", speaker_id, exc)
-            self._store.delete_connection(speaker_id)
-
-    def release_listeners(self, session_id: str, reason: str, api: ConnectionsApi) -> FanoutResult:
-        """Tell every listener the session ended, close them, and remove their rows.
-
-        Each removal is the same idempotent transaction a ``$disconnect`` runs, so
-        whichever comes first counts and the other finds nothing."""
+    def release(self, session_id: str, reason: str, api: ConnectionsApi,
+                gone: Optional[str] = None) -> FanoutResult:
+        """Tell every connection of an ended session (listeners and speakers alike)
+        that it ended, close them, delete their rows in batches, and take the session
+        off the sweep index once nothing failed."""
+        members = list(self._store.members(session_id))
         ended = messages.session_ended(self._clock(), session_id, reason)
-
-        def close_and_remove(listener: Connection) -> None:
-            try:
-                api.close(listener.connection_id)
-            finally:
-                self._store.remove_listener(listener)
-
-        return fan_out(
-            api,
-            self._store.listeners(session_id),
-            ended,
+        told = [m for m in members if m.connection_id != gone]
+        result = fan_out(
+            api, told, ended,
             concurrency=self._config.publish_concurrency,
-            on_gone=lambda listener: self.forget(listener, api),
-            after_send=close_and_remove,
+            after_send=lambda member: api.close(member.connection_id),
         )
+        # A connection a send failed to keeps its row: the sweep tells it later.
+        released = [m.connection_id for m in members if m.connection_id not in result.failed_ids]
+        if released:
+            self._store.delete_connections(released)
+        if not result.failed_ids:
+            self._store.unlist(session_id)
+        return result
 
     def tell_listeners(self, session_id: str, message: dict, api: ConnectionsApi) -> FanoutResult:
         """Send to every listener of a session; listeners found gone are cleaned up."""

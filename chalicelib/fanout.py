@@ -19,6 +19,8 @@ class FanoutResult:
     delivered: int = 0
     gone: int = 0
     failed: int = 0
+    # The connections a send failed to (not gone: throttled, 5xx): worth a retry.
+    failed_ids: frozenset = frozenset()
 
     def to_dict(self) -> dict:
         return {"delivered": self.delivered, "gone": self.gone, "failed": self.failed}
@@ -56,7 +58,10 @@ def fan_out(
             return "delivered" if sent else "gone"
 
     counts = {"delivered": 0, "gone": 0, "failed": 0}
+    failed_ids = set()
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for outcome in pool.map(deliver, connections):
+        for connection, outcome in pool.map(lambda c: (c, deliver(c)), connections):
             counts[outcome] += 1
-    return FanoutResult(**counts)
+            if outcome == "failed":
+                failed_ids.add(connection.connection_id)
+    return FanoutResult(**counts, failed_ids=frozenset(failed_ids))

@@ -56,10 +56,17 @@ class Runtime:
     def dispatch_welcome(self, welcome) -> None:
         """Hand the first message to ``deliver_welcome`` as an asynchronous Lambda
         invocation: it runs after ``$connect`` has returned, when posting works."""
+        self._invoke_async(self.config.welcome_function_name, welcome.to_payload())
+
+    def dispatch_sweep(self, shard: int) -> None:
+        """Start the sweep of one shard in its own (asynchronous) invocation."""
+        self._invoke_async(self.config.sweep_function_name, {"shard": shard})
+
+    def _invoke_async(self, function_name: str, payload: dict) -> None:
         self.clients.lambda_().invoke(
-            FunctionName=self.config.welcome_function_name,
+            FunctionName=function_name,
             InvocationType="Event",
-            Payload=json.dumps(welcome.to_payload()).encode("utf-8"),
+            Payload=json.dumps(payload).encode("utf-8"),
         )
 
     @cached_property

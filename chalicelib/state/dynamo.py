@@ -22,14 +22,16 @@ import logging
 import random
 import time
 import uuid
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
 from chalicelib import errors
 
 logger = logging.getLogger(__name__)
 
 CONDITION_FAILED = "ConditionalCheckFailed"
+BATCH_WRITE_LIMIT = 25  # items per BatchWriteItem
 _CONFLICT_RETRIES = 4
+_UNPROCESSED_RETRIES = 4
 
 _codec = None
 
@@ -219,6 +221,44 @@ class Dynamo:
         condition failed."""
         self.call("transact_write_items", TransactItems=list(items),
                   ClientRequestToken=uuid.uuid4().hex)
+
+    def batch_get(self, keys: Dict[str, List[dict]]) -> Dict[str, List[dict]]:
+        """Strongly consistent reads of up to 100 items across tables, in one
+        BatchGetItem (unprocessed keys, which DynamoDB may return under load, are
+        asked again): {table: [item, ...]} with plain values; absent items are absent."""
+        request = {table: {"Keys": [attributes(k) for k in table_keys], "ConsistentRead": True}
+                   for table, table_keys in keys.items() if table_keys}
+        found: Dict[str, List[dict]] = {table: [] for table in keys}
+        for attempt in range(_UNPROCESSED_RETRIES + 1):
+            response = self.call("batch_get_item", RequestItems=request)
+            for table, items in response.get("Responses", {}).items():
+                found[table] += [plain(item) for item in items]
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return found
+            self._sleep(random.uniform(0, 0.02 * 2**attempt))
+        logger.error("DynamoDB batch_get_item left keys unprocessed")
+        raise errors.ServiceUnavailable()
+
+    def batch_delete(self, table: str, keys: Iterable[dict]) -> int:
+        """Delete items unconditionally, 25 per BatchWriteItem (DynamoDB's limit),
+        asking again for unprocessed ones. Returns how many calls it made."""
+        keys = list(keys)
+        calls = 0
+        for start in range(0, len(keys), BATCH_WRITE_LIMIT):
+            pending = [{"DeleteRequest": {"Key": attributes(k)}}
+                       for k in keys[start:start + BATCH_WRITE_LIMIT]]
+            for attempt in range(_UNPROCESSED_RETRIES + 1):
+                calls += 1
+                response = self.call("batch_write_item", RequestItems={table: pending})
+                pending = (response.get("UnprocessedItems") or {}).get(table)
+                if not pending:
+                    break
+                self._sleep(random.uniform(0, 0.02 * 2**attempt))
+            else:
+                logger.error("DynamoDB batch_write_item left items unprocessed")
+                raise errors.ServiceUnavailable()
+        return calls
 
     def query(self, table: str, key_condition: str, values: dict, *, index: Optional[str] = None,
               names=None, filter_expression: Optional[str] = None) -> Iterator[dict]:

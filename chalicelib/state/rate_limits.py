@@ -22,15 +22,28 @@ unavailable would be the bigger outage.
 from __future__ import annotations
 
 import logging
+import math
 import time
-from typing import Callable
+from typing import Callable, Optional
+
+import attrs
 
 from chalicelib import errors
+from chalicelib.state import dynamo
 from chalicelib.state.dynamo import Dynamo
 
 logger = logging.getLogger(__name__)
 
 _ROLLS = 3  # a roll-over lost to a concurrent one is retried; more is a bug
+
+
+@attrs.frozen
+class Counted:
+    """Whether a hit is within the limit, and the transaction item that counts it
+    (None when there is nothing to count: the limit is off, or the hit is over it)."""
+
+    allowed: bool
+    item: Optional[dict]
 
 
 class RateLimiter:
@@ -53,6 +66,50 @@ class RateLimiter:
             return True
         elapsed = (now - window * window_seconds) / window_seconds
         return hits + previous * (1.0 - elapsed) <= limit
+
+    def key(self, key: str) -> dict:
+        return {"limitKey": key}
+
+    def counted_within(self, item: Optional[dict], key: str, limit: int,
+                       window_seconds: int) -> "Counted":
+        """For a hit counted inside the caller's own transaction (a join, which must
+        stay within its call budget): given ``key``'s item as just read (or None),
+        whether the hit is allowed and the transaction item that counts it. The
+        item's condition holds only while the counter is as read and the estimate
+        stays within ``limit``; if the transaction fails on it (a concurrent hit
+        moved the counter), count with :meth:`allow` instead. A hit over the limit
+        already is not counted here: count it with :meth:`allow`, which refuses it."""
+        if limit <= 0:
+            return Counted(True, None)
+        now = self._clock()
+        window = int(now // window_seconds)
+        elapsed = (now - window * window_seconds) / window_seconds
+        seen = int(item["window"]) if item and "window" in item else None
+        if seen is not None and seen >= window:
+            hits, previous = int(item.get("hits", 0)), int(item.get("previousHits", 0))
+            # Allowed while hits + 1 + previous * (1 - elapsed) <= limit.
+            most = math.floor(limit - 1 - previous * (1.0 - elapsed))
+            if hits > most:
+                return Counted(False, None)
+            return Counted(True, dynamo.update(
+                self._table, self.key(key), "ADD hits :one",
+                "#w = :seen AND hits <= :most", names={"#w": "window"},
+                values={":one": 1, ":seen": seen, ":most": most},
+            ))
+        carried = int(item.get("hits", 0)) if seen == window - 1 else 0
+        if 1 + carried * (1.0 - elapsed) > limit:
+            return Counted(False, None)
+        values = {":one": 1, ":w": window, ":carried": carried,
+                  ":expires": (window + 2) * window_seconds}
+        if seen is None:
+            condition = "attribute_not_exists(#w)"
+        else:
+            condition, values[":seen"] = "#w = :seen", seen
+        return Counted(True, dynamo.update(
+            self._table, self.key(key),
+            "SET previousHits = :carried, hits = :one, #w = :w, expiresAt = :expires",
+            condition, names={"#w": "window"}, values=values,
+        ))
 
     def _count(self, key: str, window: int, window_seconds: int):
         """Add one hit to ``key``'s current window; returns (hits, previousHits)."""

@@ -11,6 +11,8 @@ from typing import Optional
 
 import attrs
 
+from chalicelib.state.schema import SPEAKER_MEMBER
+
 ACTIVE, ENDED = "active", "ended"
 SPEAKER, LISTENER = "speaker", "listener"
 
@@ -68,15 +70,20 @@ class Session:
     listener_count: int
     created_at: int
     expires_at: int
+    # Which partition of the sweep index lists the session (absent once it ended and
+    # its connections were released).
+    sweep_shard: Optional[int] = None
     ended_reason: Optional[str] = None
     ended_at: Optional[int] = None
     speaker_disconnected_at: Optional[int] = None
-    # The speaker connection a refresh replaced, until its row is gone: the client
-    # closes it, but if that $disconnect is lost the sweep must still find it.
-    previous_speaker_connection_id: Optional[str] = None
     broadcast_state: BroadcastState = BroadcastState()
     # Last sequence number published per target language.
     sequence_numbers: dict = attrs.field(factory=dict)
+    # Moves on every change of who listens in which language (join, leave, takeover,
+    # language change), with the time of the last one: a fan-out may reuse a listing
+    # of the listeners read after that time for as long as the version stands.
+    roster_version: int = 0
+    roster_changed_at: int = 0
 
     @property
     def is_active(self) -> bool:
@@ -94,16 +101,18 @@ class Session:
             listener_count=_int(item.get("listenerCount", 0)),
             created_at=_int(item["createdAt"]),
             expires_at=_int(item["expiresAt"]),
+            sweep_shard=_optional_int(item.get("sweepShard")),
             ended_reason=item.get("endedReason"),
             ended_at=_optional_int(item.get("endedAt")),
             speaker_disconnected_at=_optional_int(item.get("speakerDisconnectedAt")),
-            previous_speaker_connection_id=item.get("previousSpeakerConnectionId"),
             broadcast_state=BroadcastState.from_item(
                 item.get("broadcastState"), _int(item["createdAt"])
             ),
             sequence_numbers={
                 k: _int(v) for k, v in (item.get("sequenceNumbers") or {}).items()
             },
+            roster_version=_int(item.get("rosterVersion", 0)),
+            roster_changed_at=_int(item.get("rosterChangedAt", 0)),
         )
 
     def to_item(self) -> dict:
@@ -119,16 +128,47 @@ class Session:
             "expiresAt": self.expires_at,
             "broadcastState": self.broadcast_state.to_item(),
             "sequenceNumbers": dict(self.sequence_numbers),
+            "rosterVersion": self.roster_version,
+            "rosterChangedAt": self.roster_changed_at,
         }
+        if self.sweep_shard is not None:
+            item["sweepShard"] = self.sweep_shard
         if self.ended_reason:
             item["endedReason"] = self.ended_reason
         if self.ended_at is not None:
             item["endedAt"] = self.ended_at
         if self.speaker_disconnected_at is not None:
             item["speakerDisconnectedAt"] = self.speaker_disconnected_at
-        if self.previous_speaker_connection_id is not None:
-            item["previousSpeakerConnectionId"] = self.previous_speaker_connection_id
         return item
+
+
+@attrs.frozen(kw_only=True)
+class SweepEntry:
+    """A session as the sweep index shows it: just what the sweep decides on."""
+
+    session_id: str
+    sweep_shard: int
+    status: str
+    expires_at: int
+    speaker_connection_id: str
+    speaker_disconnected_at: Optional[int] = None
+    ended_reason: Optional[str] = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ACTIVE
+
+    @classmethod
+    def from_item(cls, item: dict) -> "SweepEntry":
+        return cls(
+            session_id=item["sessionId"],
+            sweep_shard=_int(item["sweepShard"]),
+            status=item["status"],
+            expires_at=_int(item["expiresAt"]),
+            speaker_connection_id=item["speakerConnectionId"],
+            speaker_disconnected_at=_optional_int(item.get("speakerDisconnectedAt")),
+            ended_reason=item.get("endedReason"),
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -146,10 +186,18 @@ class Connection:
     # A listener refresh took this connection's place (and its count): the id of
     # the connection that did. Its departure then uncounts nothing.
     replaced_by: Optional[str] = None
+    # A listener's: the speaker connection when it joined, so that its departure
+    # can tell the speaker without reading the session (see Departures).
+    speaker_connection_id: Optional[str] = None
 
     @property
     def is_speaker(self) -> bool:
         return self.role == SPEAKER
+
+    @property
+    def member(self) -> str:
+        """Its sort key in the session's members index."""
+        return SPEAKER_MEMBER if self.is_speaker else self.target_language
 
     @classmethod
     def from_item(cls, item: dict) -> "Connection":
@@ -165,6 +213,7 @@ class Connection:
             refresh_notified_at=_optional_int(item.get("refreshNotifiedAt")),
             warned_at=_optional_int(item.get("warnedAt")),
             replaced_by=item.get("replacedBy"),
+            speaker_connection_id=item.get("speakerConnectionId"),
         )
 
     def to_item(self) -> dict:
@@ -172,12 +221,11 @@ class Connection:
             "connectionId": self.connection_id,
             "sessionId": self.session_id,
             "role": self.role,
+            "member": self.member,
             "connectedAt": self.connected_at,
             "lastSeenAt": self.last_seen_at,
             "ttl": self.ttl,
         }
-        # Speakers carry no targetLanguage, which keeps them out of the (sparse)
-        # session index: fan-out queries see listeners only.
         if self.target_language is not None:
             item["targetLanguage"] = self.target_language
         if self.user_id is not None:
@@ -188,4 +236,6 @@ class Connection:
             item["warnedAt"] = self.warned_at
         if self.replaced_by is not None:
             item["replacedBy"] = self.replaced_by
+        if self.speaker_connection_id is not None:
+            item["speakerConnectionId"] = self.speaker_connection_id
         return item

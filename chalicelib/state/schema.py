@@ -6,22 +6,36 @@ from __future__ import annotations
 
 from typing import Dict, Iterable
 
-SESSIONS_STATUS_INDEX = "status-expiresAt-index"
-CONNECTIONS_SESSION_INDEX = "sessionId-targetLanguage-index"
+# Sessions being swept: active ones, and ended ones until their connections are
+# released. Sparse (only they carry sweepShard), spread over SWEEP_SHARDS partition
+# keys, and projecting only what the sweep decides on: a write to a session item
+# that changes none of these (listener counts, sequence numbers, broadcast state:
+# nearly all writes) does not touch the index at all.
+SESSIONS_SWEEP_INDEX = "sweep-index"
+SWEEP_PROJECTION = ("status", "speakerConnectionId", "speakerDisconnectedAt", "endedReason")
+# Every connection of a session, listeners by language ("member" is the listener's
+# language, or SPEAKER_MEMBER for speaker connections, which sorts after every
+# language code): fan-out reads one language or all listeners, the sweep reads
+# everything of a session in one query.
+CONNECTIONS_MEMBERS_INDEX = "session-members-index"
+SPEAKER_MEMBER = "~speaker"
 
 SESSIONS_TTL_ATTRIBUTE = "expiresAt"
 CONNECTIONS_TTL_ATTRIBUTE = "ttl"
 RATE_LIMITS_TTL_ATTRIBUTE = "expiresAt"
 
 
-def _gsi(name: str, hash_key: str, range_key: str) -> dict:
+def _gsi(name: str, hash_key: str, range_key: str, include=None) -> dict:
+    projection = {"ProjectionType": "ALL"}
+    if include:
+        projection = {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(include)}
     return {
         "IndexName": name,
         "KeySchema": [
             {"AttributeName": hash_key, "KeyType": "HASH"},
             {"AttributeName": range_key, "KeyType": "RANGE"},
         ],
-        "Projection": {"ProjectionType": "ALL"},
+        "Projection": projection,
     }
 
 
@@ -34,11 +48,11 @@ def table_definitions(config) -> Dict[str, dict]:
             "KeySchema": [{"AttributeName": "sessionId", "KeyType": "HASH"}],
             "AttributeDefinitions": [
                 {"AttributeName": "sessionId", "AttributeType": "S"},
-                {"AttributeName": "status", "AttributeType": "S"},
+                {"AttributeName": "sweepShard", "AttributeType": "N"},
                 {"AttributeName": "expiresAt", "AttributeType": "N"},
             ],
             "GlobalSecondaryIndexes": [
-                _gsi(SESSIONS_STATUS_INDEX, "status", "expiresAt")
+                _gsi(SESSIONS_SWEEP_INDEX, "sweepShard", "expiresAt", SWEEP_PROJECTION)
             ],
         },
         config.connections_table: {
@@ -48,10 +62,10 @@ def table_definitions(config) -> Dict[str, dict]:
             "AttributeDefinitions": [
                 {"AttributeName": "connectionId", "AttributeType": "S"},
                 {"AttributeName": "sessionId", "AttributeType": "S"},
-                {"AttributeName": "targetLanguage", "AttributeType": "S"},
+                {"AttributeName": "member", "AttributeType": "S"},
             ],
             "GlobalSecondaryIndexes": [
-                _gsi(CONNECTIONS_SESSION_INDEX, "sessionId", "targetLanguage")
+                _gsi(CONNECTIONS_MEMBERS_INDEX, "sessionId", "member")
             ],
         },
         config.rate_limits_table: {

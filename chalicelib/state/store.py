@@ -3,8 +3,8 @@
 Every write that can race is a conditional write or a transaction: ids are claimed
 with ``attribute_not_exists``, a join is one transaction that checks capacity and
 counts, a leave is one transaction that can neither drive ``listenerCount`` below
-zero nor recreate a session item that an end or TTL already removed. A read is only
-ever used *after* a failed condition, to explain the failure to the client.
+zero nor recreate a session item that an end or TTL already removed. Reads decide
+nothing that a write's condition does not check again.
 
 Conditions become domain outcomes here (None, False, or a
 :class:`~chalicelib.errors.BroadcastError`); the toolkit in
@@ -17,19 +17,28 @@ import logging
 import secrets
 import uuid
 from decimal import Decimal
-from typing import Callable, Iterator, Optional, Tuple
+from typing import Dict, Iterable, Iterator, Optional, Tuple
 
 import attrs
 
 from chalicelib import errors
 from chalicelib.state import dynamo
 from chalicelib.state.dynamo import Cancelled, Dynamo
-from chalicelib.state.records import ACTIVE, ENDED, LISTENER, Connection, Session
-from chalicelib.state.schema import CONNECTIONS_SESSION_INDEX, SESSIONS_STATUS_INDEX
+from chalicelib.state.records import (
+    ACTIVE,
+    ENDED,
+    LISTENER,
+    Connection,
+    Session,
+    SweepEntry,
+)
+from chalicelib.state.schema import CONNECTIONS_MEMBERS_INDEX, SESSIONS_SWEEP_INDEX, SPEAKER_MEMBER
 
 logger = logging.getLogger(__name__)
 
 _STATUS = {"#status": "status"}
+# Counting a listener in or out also moves the roster version (see Session).
+_ROSTER_CHANGE = "rosterVersion :one SET rosterChangedAt = :rosterNow"
 
 
 class SessionIdTaken(Exception):
@@ -42,6 +51,10 @@ class ConnectionExists(Exception):
     def __init__(self, existing: Optional[Connection]) -> None:
         super().__init__("connection exists")
         self.existing = existing
+
+
+class ExtraConditionFailed(Exception):
+    """The condition of an item the caller added to a transaction failed."""
 
 
 class Store:
@@ -63,43 +76,58 @@ class Store:
             raise errors.SessionNotFound(message)
         return session
 
+    def current_speaker_session(self, session_id: str, speaker_connection_id: str) -> Session:
+        """The active session, if ``speaker_connection_id`` is its current speaker.
+        Raises SessionNotFound, or ConnectionReplaced for a speaker connection a
+        refresh replaced."""
+        session = self.active_session(session_id)
+        if session.speaker_connection_id != speaker_connection_id:
+            raise errors.ConnectionReplaced()
+        return session
+
     def get_connection(self, connection_id: str) -> Optional[Connection]:
         item = self._db.get(self._connections, {"connectionId": connection_id})
         return Connection.from_item(item) if item else None
 
+    def read_with(self, session_id: str, table: str, key: dict) -> Tuple[Optional[Session], Optional[dict]]:
+        """The session and one item of another table (a rate-limit counter), in one
+        strongly consistent BatchGetItem."""
+        found = self._db.batch_get({self._sessions: [{"sessionId": session_id}], table: [key]})
+        sessions = found[self._sessions]
+        others = found[table]
+        return (Session.from_item(sessions[0]) if sessions else None,
+                others[0] if others else None)
+
+    def members(self, session_id: str) -> Iterator[Connection]:
+        """Every connection of a session, speakers' included, in one query (paged)."""
+        return self._members(session_id, "sessionId = :s", {":s": session_id})
+
     def listeners(
         self, session_id: str, target_language: Optional[str] = None
     ) -> Iterator[Connection]:
-        """Listeners of a session (optionally of one language), via the sparse index,
+        """Listeners of a session (optionally of one language), via the members index,
         page by page; never a scan."""
-        condition = "sessionId = :s"
-        values = {":s": session_id}
         if target_language is not None:
-            condition += " AND targetLanguage = :l"
-            values[":l"] = target_language
+            return self._members(session_id, "sessionId = :s AND #m = :l",
+                                 {":s": session_id, ":l": target_language})
+        # SPEAKER_MEMBER sorts after every language code.
+        return self._members(session_id, "sessionId = :s AND #m < :speaker",
+                             {":s": session_id, ":speaker": SPEAKER_MEMBER})
+
+    def _members(self, session_id, condition, values) -> Iterator[Connection]:
+        names = {"#m": "member"} if "#m" in condition else None
         for item in self._db.query(
-            self._connections, condition, values, index=CONNECTIONS_SESSION_INDEX
+            self._connections, condition, values, index=CONNECTIONS_MEMBERS_INDEX, names=names
         ):
             yield Connection.from_item(item)
 
-    def active_sessions(self) -> Iterator[Session]:
-        """Every active session, via the status index, page by page."""
-        return self._sessions_by_status(ACTIVE)
-
-    def recently_ended_sessions(self, since_ms: int) -> Iterator[Session]:
-        """Sessions ended since ``since_ms``, whose listeners may still need releasing."""
-        return self._sessions_by_status(ENDED, "endedAt >= :since", {":since": since_ms})
-
-    def _sessions_by_status(self, status, filter_expression=None, filter_values=None):
+    def sweep_entries(self, shard: int) -> Iterator[SweepEntry]:
+        """The sessions of one sweep shard (active ones, and ended ones whose
+        connections are not all released yet), page by page."""
         for item in self._db.query(
-            self._sessions,
-            "#status = :status",
-            {":status": status, **(filter_values or {})},
-            index=SESSIONS_STATUS_INDEX,
-            names=_STATUS,
-            filter_expression=filter_expression,
+            self._sessions, "sweepShard = :shard", {":shard": shard}, index=SESSIONS_SWEEP_INDEX
         ):
-            yield Session.from_item(item)
+            yield SweepEntry.from_item(item)
 
     # -- sessions ----------------------------------------------------------------
 
@@ -128,7 +156,8 @@ class Store:
     ) -> Optional[Session]:
         """Mark an active session ended; returns it, or None if it was not active
         (already ended, gone, or, with ``only_if_speaker``, its speaker replaced;
-        with ``only_if_expired``, a refresh extended it meanwhile)."""
+        with ``only_if_expired``, a refresh extended it meanwhile). It stays in the
+        sweep index until its connections are released (:meth:`unlist`)."""
         condition = "#status = :active"
         values = {":active": ACTIVE, ":ended": ENDED, ":reason": reason, ":now": now_ms}
         if only_if_speaker is not None:
@@ -150,6 +179,13 @@ class Store:
         )
         return Session.from_item(item) if item is not None else None
 
+    def unlist(self, session_id: str) -> None:
+        """An ended session whose connections are all released leaves the sweep index."""
+        self._db.update_if(
+            self._sessions, {"sessionId": session_id}, "REMOVE sweepShard",
+            "#status = :ended", names=_STATUS, values={":ended": ENDED},
+        )
+
     # -- joining -----------------------------------------------------------------
 
     def _put_new_connection(self, connection: Connection) -> dict:
@@ -157,64 +193,56 @@ class Store:
             self._connections, connection.to_item(), "attribute_not_exists(connectionId)"
         )
 
-    def add_listener(self, listener: Connection, capacity_limit: Optional[int]) -> Session:
-        """Put the listener's row and count it, in one transaction.
-
-        ``capacity_limit`` is the count the session must be *below* (None: no limit).
-        Raises SessionNotFound, SessionFull or ConnectionExists.
-        """
-        # An expired session admits nobody, even before the sweep marks it ended.
-        now_seconds = listener.connected_at // 1000
+    def _count_in(self, listener: Connection, capacity_limit: Optional[int]) -> dict:
+        """The transaction item that counts a listener in: only into an active,
+        unexpired session below ``capacity_limit`` (an expired session admits nobody,
+        even before the sweep marks it ended)."""
         condition = "#status = :active AND expiresAt > :now"
-        values = {":active": ACTIVE, ":one": 1, ":now": now_seconds}
+        values = {":active": ACTIVE, ":one": 1, ":now": listener.connected_at // 1000,
+                  ":rosterNow": listener.connected_at}
         if capacity_limit is not None:
             condition += " AND listenerCount < :limit"
             values[":limit"] = capacity_limit
+        return dynamo.update(
+            self._sessions, {"sessionId": listener.session_id},
+            "ADD listenerCount :one, " + _ROSTER_CHANGE, condition,
+            names=_STATUS, values=values,
+        )
+
+    def add_listener(self, listener: Connection, capacity_limit: Optional[int],
+                     *extra: dict) -> None:
+        """Put the listener's row and count it, in one transaction (with ``extra``
+        items of the caller's, a rate-limit count say).
+
+        ``capacity_limit`` is the count the session must be *below* (None: no limit).
+        Raises SessionNotFound, SessionFull, ConnectionExists, or
+        ExtraConditionFailed when an extra item's condition failed.
+        """
         try:
             self._db.transact(
                 self._put_new_connection(listener),
-                dynamo.update(
-                    self._sessions,
-                    {"sessionId": listener.session_id},
-                    "ADD listenerCount :one",
-                    condition,
-                    names=_STATUS,
-                    values=values,
-                ),
+                self._count_in(listener, capacity_limit),
+                *extra,
             )
         except Cancelled as exc:
             if exc.failed(0):
                 raise ConnectionExists(self.get_connection(listener.connection_id)) from None
+            if not exc.failed(1):
+                raise ExtraConditionFailed() from None
             session = self.get_session(listener.session_id)
+            now_seconds = listener.connected_at // 1000
             if session is None or not session.is_active or session.expires_at <= now_seconds:
                 raise errors.SessionNotFound() from None
             raise errors.SessionFull() from None
-        return self._admitted_session(listener.session_id, lambda: self.remove_listener(listener))
 
-    def _admitted_session(self, session_id: str, undo: Callable[[], object]) -> Session:
-        """The session a listener was just admitted to, for its first message. If it
-        cannot be read, ``undo`` undoes the admission: a refused connect gets no
-        ``$disconnect`` to clean up after it."""
-        try:
-            session = self.get_session(session_id)
-        except errors.ServiceUnavailable:
-            undo()
-            raise
-        if session is None:  # ended and reaped between our write and this read
-            undo()
-            raise errors.SessionNotFound()
-        return session
-
-    def take_over_listener(self, listener: Connection, previous_id: str) -> Optional[Session]:
+    def take_over_listener(self, listener: Connection, previous_id: str) -> bool:
         """A listener refresh: put the new row and mark ``previous_id`` as replaced by
         it, in one transaction, without changing the count (the new connection takes
         the old one's place). Only a listener row of the same active session that is
         not already replaced can be named, so each place is taken over once.
 
-        Returns the session, or None when ``previous_id`` cannot be taken over (the
-        caller then admits the refresh like a join). Raises ConnectionExists or
-        SessionNotFound."""
-        now_seconds = listener.connected_at // 1000
+        False when ``previous_id`` cannot be taken over (the caller then admits the
+        refresh like a join). Raises ConnectionExists or SessionNotFound."""
         try:
             self._db.transact(
                 self._put_new_connection(listener),
@@ -227,12 +255,14 @@ class Store:
                     values={":new": listener.connection_id, ":s": listener.session_id,
                             ":listener": LISTENER},
                 ),
-                dynamo.condition_check(
+                dynamo.update(
                     self._sessions,
                     {"sessionId": listener.session_id},
+                    "ADD " + _ROSTER_CHANGE,
                     "#status = :active AND expiresAt > :now",
                     names=_STATUS,
-                    values={":active": ACTIVE, ":now": now_seconds},
+                    values={":active": ACTIVE, ":now": listener.connected_at // 1000, ":one": 1,
+                            ":rosterNow": listener.connected_at},
                 ),
             )
         except Cancelled as exc:
@@ -240,10 +270,8 @@ class Store:
                 raise ConnectionExists(self.get_connection(listener.connection_id)) from None
             if exc.failed(2):
                 raise errors.SessionNotFound() from None
-            return None
-        return self._admitted_session(
-            listener.session_id, lambda: self.undo_take_over(listener, previous_id)
-        )
+            return False
+        return True
 
     def undo_take_over(self, listener: Connection, previous_id: str) -> None:
         """Undo :meth:`take_over_listener`: the new row goes, the old one keeps its place."""
@@ -268,7 +296,7 @@ class Store:
 
     def replace_speaker(
         self, speaker: Connection, user_id: str, expires_at: int
-    ) -> Tuple[Session, str, Optional[int]]:
+    ) -> Tuple[Session, Optional[str], Optional[int]]:
         """Point the session at a new speaker connection and extend ``expiresAt`` in
         one conditional update: only an active session owned by ``user_id``.
 
@@ -282,9 +310,7 @@ class Store:
             old = self._db.update_if(
                 self._sessions,
                 {"sessionId": speaker.session_id},
-                # Operands read the item as it was: the replaced id moves over.
-                "SET previousSpeakerConnectionId = speakerConnectionId, "
-                "speakerConnectionId = :c, expiresAt = :e REMOVE speakerDisconnectedAt",
+                "SET speakerConnectionId = :c, expiresAt = :e REMOVE speakerDisconnectedAt",
                 "#status = :active AND speakerUserId = :u AND speakerConnectionId <> :c",
                 names=_STATUS,
                 values={
@@ -307,7 +333,6 @@ class Store:
         updated = attrs.evolve(
             previous,
             speaker_connection_id=speaker.connection_id,
-            previous_speaker_connection_id=previous.speaker_connection_id,
             expires_at=expires_at,
             speaker_disconnected_at=None,
         )
@@ -320,10 +345,10 @@ class Store:
     ) -> bool:
         """Undo :meth:`replace_speaker` if nothing replaced ``current`` since,
         including the grace period it cleared."""
-        expression = "SET speakerConnectionId = :previous REMOVE previousSpeakerConnectionId"
+        expression = "SET speakerConnectionId = :previous"
         values = {":previous": previous, ":current": current}
         if disconnected_at is not None:
-            expression = expression.replace(" REMOVE", ", speakerDisconnectedAt = :gone REMOVE")
+            expression += ", speakerDisconnectedAt = :gone"
             values[":gone"] = disconnected_at
         restored = self._db.update_if(
             self._sessions,
@@ -336,11 +361,12 @@ class Store:
 
     # -- leaving -----------------------------------------------------------------
 
-    def remove_listener(self, listener: Connection) -> bool:
-        """Delete the row and decrement the count, once. True if this call did it.
+    def remove_listener(self, listener: Connection, now_ms: int) -> bool:
+        """Delete the row and count the listener out, once. True if this call
+        counted it out.
 
         A row whose place a refresh took over (``replacedBy``) is deleted without
-        decrementing: whatever ``listener`` says, the condition reads the row as it
+        counting out: whatever ``listener`` says, the condition reads the row as it
         is now."""
         try:
             self._db.transact(
@@ -352,11 +378,11 @@ class Store:
                 dynamo.update(
                     self._sessions,
                     {"sessionId": listener.session_id},
-                    "ADD listenerCount :minus",
+                    "ADD listenerCount :minus, " + _ROSTER_CHANGE,
                     # Never below zero, never an Update that recreates a session item
                     # TTL already deleted.
                     "attribute_exists(sessionId) AND listenerCount > :zero",
-                    values={":minus": -1, ":zero": 0},
+                    values={":minus": -1, ":zero": 0, ":one": 1, ":rosterNow": now_ms},
                 ),
             )
             return True
@@ -364,12 +390,14 @@ class Store:
             if exc.failed(0):
                 # Removed by somebody else first (nothing to do), or replaced by a
                 # refresh (the row alone goes; its count belongs to the new one).
-                return self._db.delete_if(
+                self._db.delete_if(
                     self._connections, {"connectionId": listener.connection_id},
                     "attribute_exists(replacedBy)",
-                ) is not None
+                )
+                return False
             # The session item is gone (or already at zero): the row alone goes.
-            return self.delete_connection(listener.connection_id) is not None
+            self.delete_connection(listener.connection_id)
+            return False
 
     def delete_connection(self, connection_id: str) -> Optional[Connection]:
         """Delete a row that carries no count (speakers); returns what was deleted."""
@@ -378,95 +406,100 @@ class Store:
         )
         return Connection.from_item(old) if old else None
 
+    def delete_connections(self, connection_ids: Iterable[str]) -> int:
+        """Delete rows in batches of 25, uncounted (an ended session's); returns the
+        number of calls made."""
+        return self._db.batch_delete(
+            self._connections, ({"connectionId": cid} for cid in connection_ids)
+        )
+
     # -- broadcast ---------------------------------------------------------------
 
-    def next_sequence_numbers(self, session_id: str, languages) -> dict:
-        """Atomically advance the per-language sequence counters of an active session
-        by one each; returns {language: new number}. Raises SessionNotFound."""
+    def advance(
+        self,
+        session_id: str,
+        languages: Iterable[str],
+        now_ms: int,
+        *,
+        state_changes: Optional[Dict[str, object]] = None,
+        speaker_connection_id: Optional[str] = None,
+    ) -> Tuple[Session, Dict[str, int]]:
+        """In one UpdateItem on an active session: advance the sequence counters of
+        ``languages`` by one each and, for a speaker control, set ``state_changes`` in
+        its broadcastState (only if ``speaker_connection_id`` is its current speaker).
+
+        Returns the session as updated (its roster version tells the publisher whether
+        a listing of the listeners it holds is still good) and {language: number}.
+        Raises SessionNotFound, or ConnectionReplaced.
+        """
         languages = sorted(set(languages))
-        if not languages:
-            return {}
         names = dict(_STATUS)
+        values = {":active": ACTIVE, ":one": 1, ":zero": 0}
         clauses = []
         for i, language in enumerate(languages):
             names[f"#l{i}"] = language
             clauses.append(
                 f"sequenceNumbers.#l{i} = if_not_exists(sequenceNumbers.#l{i}, :zero) + :one"
             )
+        condition = "#status = :active"
+        if state_changes:
+            values[":now"] = now_ms
+            clauses.append("broadcastState.lastStateChange = :now")
+            for i, (field, value) in enumerate(sorted(state_changes.items())):
+                names[f"#f{i}"] = field
+                values[f":v{i}"] = value
+                clauses.append(f"broadcastState.#f{i} = :v{i}")
+        if speaker_connection_id is not None:
+            condition += " AND speakerConnectionId = :me"
+            values[":me"] = speaker_connection_id
         # lastPublish makes a retried advance recognisable: without it, a retry after
         # a lost response would skip a number in every language.
         publish_id = uuid.uuid4().hex
         clauses.append("lastPublish = :pid")
+        values[":pid"] = publish_id
         item = self._db.update_if(
             self._sessions,
             {"sessionId": session_id},
             "SET " + ", ".join(clauses),
-            "#status = :active AND (attribute_not_exists(lastPublish) OR lastPublish <> :pid)",
-            names=names,
-            values={":active": ACTIVE, ":one": 1, ":zero": 0, ":pid": publish_id},
-            returns="UPDATED_NEW",
-            mine=lambda current: current.get("lastPublish") == publish_id,
-        )
-        if item is None:
-            raise errors.SessionNotFound()
-        numbers = item.get("sequenceNumbers", {})
-        return {language: int(numbers[language]) for language in languages}
-
-    def update_broadcast_state(
-        self, session_id: str, speaker_connection_id: str, changes: dict, now_ms: int
-    ) -> Session:
-        """Set fields of an active session's broadcastState, if ``speaker_connection_id``
-        is its current speaker; returns the session. Raises SessionNotFound or
-        ConnectionReplaced."""
-        names = dict(_STATUS)
-        values = {":active": ACTIVE, ":now": now_ms, ":me": speaker_connection_id}
-        clauses = ["broadcastState.lastStateChange = :now"]
-        for i, (field, value) in enumerate(sorted(changes.items())):
-            names[f"#f{i}"] = field
-            values[f":v{i}"] = value
-            clauses.append(f"broadcastState.#f{i} = :v{i}")
-        item = self._db.update_if(
-            self._sessions,
-            {"sessionId": session_id},
-            "SET " + ", ".join(clauses),
-            "#status = :active AND speakerConnectionId = :me",
+            condition + " AND (attribute_not_exists(lastPublish) OR lastPublish <> :pid)",
             names=names,
             values=values,
             returns="ALL_NEW",
+            mine=lambda current: current.get("lastPublish") == publish_id,
         )
         if item is None:
-            self.current_speaker_session(session_id, speaker_connection_id)
-        return Session.from_item(item)
+            if speaker_connection_id is not None:
+                self.current_speaker_session(session_id, speaker_connection_id)
+            raise errors.SessionNotFound()
+        session = Session.from_item(item)
+        return session, {language: session.sequence_numbers[language] for language in languages}
 
-    def forget_previous_speaker(self, session_id: str, connection_id: str) -> None:
-        """The replaced speaker connection's row is gone: stop tracking it."""
-        self._db.update_if(
-            self._sessions, {"sessionId": session_id}, "REMOVE previousSpeakerConnectionId",
-            "previousSpeakerConnectionId = :c", values={":c": connection_id},
-        )
-
-    def current_speaker_session(self, session_id: str, speaker_connection_id: str) -> Session:
-        """The active session, if ``speaker_connection_id`` is its current speaker.
-        Raises SessionNotFound, or ConnectionReplaced for a speaker connection a
-        refresh replaced."""
-        session = self.active_session(session_id)
-        if session.speaker_connection_id != speaker_connection_id:
-            raise errors.ConnectionReplaced()
-        return session
-
-    def change_language(self, connection_id: str, language: str) -> Optional[Connection]:
-        """Move a listener to another language in place (the index key is updated
-        with the item); returns the row as it was, or None if it is gone."""
-        item = self._db.update_if(
-            self._connections,
-            {"connectionId": connection_id},
-            "SET targetLanguage = :l",
-            "attribute_exists(connectionId) AND #role = :listener",
-            names={"#role": "role"},
-            values={":l": language, ":listener": LISTENER},
-            returns="ALL_OLD",
-        )
-        return Connection.from_item(item) if item is not None else None
+    def change_language(self, listener: Connection, language: str, now_ms: int) -> None:
+        """Move a listener to another language in place (its index keys with it), and
+        move the roster version, in one transaction. Raises SessionNotFound when the
+        row is gone, ConnectionReplaced when a refresh took its place."""
+        try:
+            self._db.transact(
+                dynamo.update(
+                    self._connections,
+                    {"connectionId": listener.connection_id},
+                    "SET targetLanguage = :l, #m = :l",
+                    "attribute_exists(connectionId) AND #role = :listener "
+                    "AND attribute_not_exists(replacedBy)",
+                    names={"#role": "role", "#m": "member"},
+                    values={":l": language, ":listener": LISTENER},
+                ),
+                dynamo.update(
+                    self._sessions, {"sessionId": listener.session_id},
+                    "ADD " + _ROSTER_CHANGE, "attribute_exists(sessionId)",
+                    values={":one": 1, ":rosterNow": now_ms},
+                ),
+            )
+        except Cancelled as exc:
+            current = self.get_connection(listener.connection_id) if exc.failed(0) else None
+            if current is not None and current.replaced_by:
+                raise errors.ConnectionReplaced() from None
+            raise errors.SessionNotFound("this connection is not part of an active session") from None
 
     # -- liveness ----------------------------------------------------------------
 
@@ -528,3 +561,4 @@ class Store:
             returns="ALL_NEW",
         )
         return Connection.from_item(item) if item is not None else None
+

@@ -111,3 +111,15 @@ def speaker_disconnected(now, session_id: str, grace_seconds: float) -> dict:
 
 def speaker_reconnected(now, session_id: str) -> dict:
     return build("speakerReconnected", now, sessionId=session_id)
+
+
+def listener_presence(now, session_id: str, joined: Optional[str] = None,
+                      left: Optional[str] = None) -> dict:
+    """To the speaker: a listener was counted in (``joined``), out (``left``), or
+    moved from one language to another (both)."""
+    fields = {"sessionId": session_id}
+    if joined:
+        fields["joined"] = joined
+    if left:
+        fields["left"] = left
+    return build("listenerPresence", now, **fields)

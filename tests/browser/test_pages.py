@@ -97,7 +97,6 @@ class TestBroadcast:
         assert speaker.page.locator("#listener-total").inner_text() == "2"
         assert [p.page_errors() for p in (speaker, *listeners)] == [[], [], []]
 
-    @pytest.mark.xfail(strict=True, reason="server push listenerPresence: built by the lead")
     def test_the_speaker_sees_the_count_by_language_change_within_2_s_of_each_join_and_leave(
             self, open_page):
         """Pushed, not polled: each join and leave shows on the speaker page within 2 s."""

@@ -34,7 +34,7 @@ from websockets.sync.client import connect
 from broadcast_client.actions import Print
 from broadcast_client.audio import tone_pcm16
 from broadcast_client.protocol import ClientProtocol, Role
-from chalicelib.state.schema import CONNECTIONS_SESSION_INDEX
+from chalicelib.state.schema import CONNECTIONS_MEMBERS_INDEX, SPEAKER_MEMBER
 from local_stack.apigw.events import ApiContext, message_event
 from local_stack.issuer import LocalIssuer
 
@@ -53,8 +53,13 @@ def open_ws(stack, **query):
     return connect(stack.url(**query), open_timeout=TIMEOUT, close_timeout=2, max_queue=None)
 
 
-def recv_json(ws, timeout=TIMEOUT):
-    return json.loads(ws.recv(timeout=timeout))
+def recv_json(ws, timeout=TIMEOUT, presence=False):
+    """The next message; a speaker's listenerPresence notices are skipped unless the
+    test is about them (tests/functional/test_call_budgets.py and tests/browser are)."""
+    while True:
+        message = json.loads(ws.recv(timeout=timeout))
+        if presence or message.get("type") != "listenerPresence":
+            return message
 
 
 def speaker_name():
@@ -153,9 +158,11 @@ class Aws:
     def listener_rows(self, session_id):
         paginator = self.dynamodb.get_paginator("query")
         rows = []
-        for page in paginator.paginate(TableName=CONNECTIONS_TABLE, IndexName=CONNECTIONS_SESSION_INDEX,
-                                       KeyConditionExpression="sessionId = :s",
-                                       ExpressionAttributeValues={":s": {"S": session_id}}):
+        for page in paginator.paginate(TableName=CONNECTIONS_TABLE, IndexName=CONNECTIONS_MEMBERS_INDEX,
+                                       KeyConditionExpression="sessionId = :s AND #m < :speaker",
+                                       ExpressionAttributeNames={"#m": "member"},
+                                       ExpressionAttributeValues={":s": {"S": session_id},
+                                                                  ":speaker": {"S": SPEAKER_MEMBER}}):
             rows.extend(page["Items"])
         return rows
 

@@ -46,8 +46,7 @@ from botocore.config import Config
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from chalicelib.state.schema import CONNECTIONS_SESSION_INDEX
-from local_stack.schedule import scheduled_event
+from chalicelib.state.schema import CONNECTIONS_MEMBERS_INDEX, SPEAKER_MEMBER
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,7 +65,7 @@ TIMERS = {
 SESSIONS_TABLE = os.environ.get("SESSIONS_TABLE", "Sessions")
 CONNECTIONS_TABLE = os.environ.get("CONNECTIONS_TABLE", "Connections")
 # Messages that say nothing about the session's life.
-CHATTER = ("heartbeatAck",)
+CHATTER = ("heartbeatAck", "listenerPresence")  # the latter: the speaker's counts, checked elsewhere
 
 
 # -- helpers -------------------------------------------------------------------
@@ -105,8 +104,9 @@ class State:
 
     def listener_ids(self, session_id):
         """Connection ids of the session's listener rows (the app's own index)."""
-        ids, kwargs = set(), {"IndexName": CONNECTIONS_SESSION_INDEX,
-                                  "KeyConditionExpression": Key("sessionId").eq(session_id)}
+        ids, kwargs = set(), {"IndexName": CONNECTIONS_MEMBERS_INDEX,
+                              "KeyConditionExpression": Key("sessionId").eq(session_id)
+                              & Key("member").lt(SPEAKER_MEMBER)}
         while True:
             page = self.connections.query(**kwargs)
             ids.update(item["connectionId"] for item in page["Items"])
@@ -115,9 +115,12 @@ class State:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def settled(self, session_id, listener_ids):
-        """True when the rows are exactly ``listener_ids`` and the count matches."""
+        """True when the rows are exactly ``listener_ids`` and, while the session is
+        active, the count matches (an ended session's count is not kept)."""
         listener_ids = set(listener_ids)
-        return self.listener_ids(session_id) == listener_ids and self.count(session_id) == len(listener_ids)
+        if self.listener_ids(session_id) != listener_ids:
+            return False
+        return self.session(session_id)["status"] != "active" or self.count(session_id) == len(listener_ids)
 
     def add_to_count(self, session_id, delta):
         self.sessions.update_item(Key={"sessionId": session_id},
@@ -126,17 +129,21 @@ class State:
 
 
 def run_sweep(stack):
-    """Run one sweep now and wait for it; its report (``sessions``, ``ended``, ``closed``,
-    ``notices``, ``released``, ``skipped``). The Invoke API's RequestResponse returns once
-    the handler has; the scheduled sweeps keep running alongside, as overlapping
-    EventBridge invocations may in AWS."""
+    """Run one sweep now, every shard of it, and wait for it; the shards' reports
+    summed (``sessions``, ``ended``, ``closed``, ``notices``, ``released``,
+    ``skipped``). The Invoke API's RequestResponse returns once the handler has; the
+    scheduled sweeps keep running alongside, as overlapping EventBridge invocations
+    may in AWS."""
     client = boto3.client("lambda", endpoint_url=stack.http, region_name="us-east-1",
                           config=Config(retries={"max_attempts": 1}, read_timeout=60))
-    event = scheduled_event(rule_arn="arn:aws:events:us-east-1:123456789012:rule/broadcast-dev-sweep-event",
-                            region="us-east-1", account_id="123456789012", now=time.time())
-    response = client.invoke(FunctionName="sweep", Payload=json.dumps(event))
-    assert "FunctionError" not in response, json.loads(response["Payload"].read())
-    return json.loads(response["Payload"].read())
+    total = {}
+    for shard in range(int(stack.env.get("SWEEP_SHARDS", 16))):
+        response = client.invoke(FunctionName="sweep_shard", Payload=json.dumps({"shard": shard}))
+        assert "FunctionError" not in response, json.loads(response["Payload"].read())
+        for key, value in json.loads(response["Payload"].read()).items():
+            if key != "shard":
+                total[key] = total.get(key, 0) + value
+    return total
 
 
 def management(stack):

@@ -19,7 +19,11 @@ LISTENER_TIMEOUT = 5
 
 
 def recv_json(ws, timeout=5.0):
-    return json.loads(ws.recv(timeout=timeout))
+    """The next message, skipping a speaker's listenerPresence notices."""
+    while True:
+        message = json.loads(ws.recv(timeout=timeout))
+        if message.get("type") != "listenerPresence":
+            return message
 
 
 def create(stack, sockets, user="alice", **query):

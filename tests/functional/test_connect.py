@@ -208,23 +208,19 @@ class TestRecovery:
         gateway.connect(query, connection_id=cid)
         assert [m["type"] for m in gateway.received(cid)] == ["connectionRefreshComplete"] * 2
 
-    def test_store_failure_after_the_join_undoes_it(self, gateway, speaker, store, monkeypatch):
-        """If the store fails after the join transaction, the join is undone: 503, nothing counted."""
+    def test_store_failure_before_the_join_writes_nothing(self, gateway, speaker, store, monkeypatch):
+        """If the join's read fails, the join is refused with 503 and nothing is
+        written or counted (tests/functional/test_faults.py tries every call)."""
         from chalicelib import errors
 
         _, session_id = speaker
-        original = store.get_session
-        calls = {"n": 0}
 
-        def failing_read(session_id):
-            calls["n"] += 1
-            if calls["n"] == 1:
-                raise errors.ServiceUnavailable()
-            return original(session_id)
+        def failing_read(*args):
+            raise errors.ServiceUnavailable()
 
-        monkeypatch.setattr(store, "get_session", failing_read)
+        monkeypatch.setattr(store, "read_with", failing_read)
         status, body, cid = join(gateway, session_id)
-        monkeypatch.setattr(store, "get_session", original)
+        monkeypatch.undo()
         assert (status, body["code"]) == (503, "SERVICE_UNAVAILABLE")
         assert store.get_connection(cid) is None
         assert store.get_session(session_id).listener_count == 0

@@ -107,15 +107,16 @@ class TestNotices:
         assert len(gateway.received(speaker_cid, "connectionRefreshRequired")) == 1
 
     @pytest.mark.parametrize("backend", ["server"])  # real overlap: requests over HTTP
-    def test_racing_heartbeats_and_sweeps_send_once(self, gateway, speaker, clock):
+    def test_racing_heartbeats_and_sweeps_send_once(self, gateway, speaker, clock, store):
         """Heartbeats and sweeps racing still produce exactly one notice of each kind."""
         _, session_id = speaker
         _, _, cid = join(gateway, session_id)
         clock.advance(15 * 60 + 1)
-        router = gateway.runtime.router
+        router, sweeper = gateway.runtime.router, gateway.runtime.sweeper
+        shard = store.get_session(session_id).sweep_shard
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda i: router.handle_message(cid, '{"action":"heartbeat"}', "x")
-                          if i % 2 else gateway.runtime.sweeper.sweep(), range(16)))
+                          if i % 2 else sweeper.sweep_shard(shard), range(16)))
         assert len(gateway.received(cid, "connectionRefreshRequired")) == 1
         assert len(gateway.received(cid, "connectionWarning")) == 1
 
@@ -130,13 +131,18 @@ class TestNotices:
 
 
 class TestOrphansAndExpiry:
-    def test_orphaned_session_is_ended(self, gateway, speaker, store, clock):
-        """A speaker gone without $disconnect ends the session at the next sweep; listeners are told."""
+    def test_orphaned_session_is_ended(self, gateway, speaker, store, clock, config):
+        """A speaker gone without $disconnect falls silent: the first sweep past the
+        heartbeat timeout ends the session; listeners are told."""
         speaker_cid, session_id = speaker
         _, _, cid = join(gateway, session_id)
-        clock.advance(11)  # past the window in which a 410 may mean "still connecting"
-        gateway.send(cid, {"action": "heartbeat"})
         gateway.vanish(speaker_cid)
+        clock.advance(config.heartbeat_timeout_seconds - 1)
+        gateway.send(cid, {"action": "heartbeat"})
+        gateway.sweep()
+        assert store.get_session(session_id).status == "active"  # silent, not yet too long
+        clock.advance(2)
+        gateway.send(cid, {"action": "heartbeat"})
         gateway.sweep()
         assert gateway.received(cid, "sessionEnded")[0]["reason"] == "speakerDisconnected"
         assert gateway.closed[cid] == 1000
@@ -158,15 +164,17 @@ class TestOrphansAndExpiry:
         speaker_cid, session_id = speaker
         _, _, cid = join(gateway, session_id)
         departures = gateway.runtime.departures
-        original = departures.release_listeners
-        monkeypatch.setattr(departures, "release_listeners", lambda *a, **k: None)
+        original = departures.release
+        monkeypatch.setattr(departures, "release", lambda *a, **k: None)
         gateway.send(speaker_cid, {"action": "endSession"})
         assert store.get_connection(cid) is not None  # the release "failed"
-        monkeypatch.setattr(departures, "release_listeners", original)
+        assert store.get_session(session_id).sweep_shard is not None  # still listed
+        monkeypatch.setattr(departures, "release", original)
         gateway.sweep()
         assert gateway.received(cid, "sessionEnded")[0]["reason"] == "speakerEnded"
         assert store.get_connection(cid) is None and gateway.closed[cid] == 1000
-        assert store.get_session(session_id).listener_count == 0
+        assert list(store.members(session_id)) == []
+        assert store.get_session(session_id).sweep_shard is None
 
     def test_expiry_loses_to_a_refresh_that_extended_it(self, gateway, speaker, store, clock, config, issuer):
         """An expiry judged on stale data does not end a session a refresh just extended."""
@@ -191,7 +199,7 @@ class TestOrphansAndExpiry:
         for who in (cid, speaker_cid):
             assert gateway.received(who, "sessionEnded")[0]["reason"] == "expired"
         session = store.get_session(session_id)
-        assert session.status == "ended" and session.listener_count == 0
+        assert session.status == "ended" and list(store.members(session_id)) == []
 
     def test_speaker_refresh_extends_expiry(self, gateway, speaker, store, clock, config, issuer):
         """A speaker who refreshes keeps the session past the original expiresAt."""
@@ -268,14 +276,14 @@ class TestReconnectGrace:
         gateway.sweep()
         assert store.get_session(session_id).status == "active"
 
-    def test_session_ends_after_grace(self, gateway, speaker, store, clock):
+    def test_session_ends_after_grace(self, gateway, speaker, store, clock, config):
         """A speaker who does not come back within the grace ends the session."""
         speaker_cid, session_id = speaker
         _, _, cid = join(gateway, session_id)
-        clock.advance(11)  # past the window in which a 410 may mean "still connecting"
-        gateway.send(cid, {"action": "heartbeat"})
         gateway.vanish(speaker_cid)
-        gateway.sweep()  # notices the loss, starts the grace
+        clock.advance(config.heartbeat_timeout_seconds + 1)
+        gateway.send(cid, {"action": "heartbeat"})
+        gateway.sweep()  # notices the silence, starts the grace
         assert gateway.received(cid, "speakerDisconnected")
         assert store.get_session(session_id).status == "active"
         clock.advance(31)

@@ -112,7 +112,8 @@ class TestLeaving:
             assert gateway.closed[cid] == 1000
             assert store.get_connection(cid) is None
         session = store.get_session(session_id)
-        assert session.status == "ended" and session.listener_count == 0
+        assert session.status == "ended" and session.sweep_shard is None  # released, unlisted
+        assert list(store.members(session_id)) == []
         assert store.get_connection(speaker_cid) is None
         status, body, _ = join(gateway, session_id)
         assert (status, body["code"]) == (404, "SESSION_NOT_FOUND")
@@ -141,8 +142,8 @@ class TestLeaving:
         gateway.send(new_cid, {"action": "heartbeat"})
         gateway.sweep()
         assert store.get_connection(speaker_cid) is None
-        session = store.get_session(session_id)
-        assert session.status == "active" and session.previous_speaker_connection_id is None
+        assert store.get_session(session_id).status == "active"
+        assert [m.connection_id for m in store.members(session_id)] == [new_cid]
 
     def test_listener_already_gone_when_session_ends(self, gateway, speaker, store):
         """A listener whose socket vanished without $disconnect is cleaned when the session ends."""
@@ -152,13 +153,13 @@ class TestLeaving:
         gateway.open.discard(ghost)  # socket gone, $disconnect lost
         gateway.close(speaker_cid)
         assert store.get_connection(ghost) is None
-        assert store.get_session(session_id).listener_count == 0
+        assert list(store.members(session_id)) == []
 
     def test_message_after_session_end(self, gateway, speaker, store):
         """A message on a connection with no row gets SESSION_NOT_FOUND."""
         _, session_id = speaker
         _, _, cid = join(gateway, session_id)
-        store.remove_listener(store.get_connection(cid))
+        store.remove_listener(store.get_connection(cid), 0)
         gateway.send(cid, {"action": "heartbeat"})
         assert gateway.last(cid)["code"] == "SESSION_NOT_FOUND"
 

@@ -41,8 +41,8 @@ class TestOnce:
         _, _, first = join(gateway, session_id)
         join(gateway, session_id)
         listener = store.get_connection(first)
-        assert store.remove_listener(listener) is True
-        assert store.remove_listener(listener) is False
+        assert store.remove_listener(listener, 1) is True
+        assert store.remove_listener(listener, 2) is False
         assert store.get_session(session_id).listener_count == 1
         assert store.get_connection(first) is None
 
@@ -54,6 +54,6 @@ class TestOnce:
         join(gateway, session_id)
         listener = store.get_connection(first)
         with ThreadPoolExecutor(max_workers=8) as pool:
-            results = list(pool.map(lambda _: store.remove_listener(listener), range(8)))
+            results = list(pool.map(lambda i: store.remove_listener(listener, i), range(8)))
         assert results.count(True) == 1
         assert store.get_session(session_id).listener_count == 1

@@ -102,6 +102,11 @@ class HarnessRuntime(Runtime):
             raise RuntimeError("Lambda throttled the async invocation")
         self.gateway.pending_welcomes.append(welcome.to_payload())
 
+    def dispatch_sweep(self, shard: int) -> None:
+        if self.gateway.call_counter is not None:
+            self.gateway.call_counter.count("lambda", "Invoke")
+        self.gateway.pending_sweeps.append({"shard": shard})
+
 
 class Context:
     function_name = "test"
@@ -122,6 +127,8 @@ class Gateway:
         self.server_closed: set = set()  # closed by DELETE @connections
         self.pending_welcomes: List[dict] = []
         self.pending_disconnects: List[tuple] = []
+        self.pending_sweeps: List[dict] = []
+        self.sweep_reports: List[dict] = []
         self.endpoints: set = set()
         self.call_counter = None  # tests/support/calls.py
         # Lambda records a handler's exception and moves on; tests see it raised
@@ -224,20 +231,31 @@ class Gateway:
 
     def pump(self) -> None:
         """Run the invocations that API Gateway/Lambda would run next."""
-        while self.pending_welcomes or self.pending_disconnects:
+        while self.pending_welcomes or self.pending_disconnects or self.pending_sweeps:
+            while self.pending_sweeps:
+                report = self.invoke(self.app.sweep_shard, self.pending_sweeps.pop(0))
+                if report is not None:
+                    self.sweep_reports.append(report)
             while self.pending_welcomes:
                 self.invoke(self.app.deliver_welcome, self.pending_welcomes.pop(0))
             while self.pending_disconnects:
                 self.disconnect_event(*self.pending_disconnects.pop(0))
 
     def sweep(self) -> dict:
-        """One run of the scheduled function, as EventBridge would invoke it."""
+        """One run of the scheduled function, as EventBridge would invoke it, and of
+        the shard workers it starts; returns the workers' reports summed up."""
         event = {"version": "0", "id": "sweep", "detail-type": "Scheduled Event", "source": "aws.events",
                  "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
                  "resources": ["arn:aws:events:us-east-1:123456789012:rule/sweep"], "detail": {}}
-        result = self.invoke(self.app.sweep, event)
+        self.sweep_reports = []
+        self.invoke(self.app.sweep, event)
         self.pump()
-        return result
+        total = {}
+        for report in self.sweep_reports:
+            for key, value in report.items():
+                if key != "shard":
+                    total[key] = total.get(key, 0) + value
+        return total
 
     def vanish(self, connection_id: str) -> None:
         """The socket is gone but API Gateway's $disconnect never arrives."""
