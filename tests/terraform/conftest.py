@@ -13,13 +13,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.terraform.tfsupport import (
     DEFAULT_PLUGIN_DIRS, FIXTURES, REGION, ROOT, Package, Terraform, copy_terraform_tree,
+    package_command, require_wheelhouse,
 )
 
 
@@ -77,11 +77,10 @@ def package(tmp_path_factory) -> Package:
     """The app packaged by tools/package.py; the fixture manifest until app.py exists."""
     if not (ROOT / "app.py").is_file() or not (ROOT / ".chalice" / "config.json").is_file():
         return Package(FIXTURES / "manifest.json", FIXTURES / "deployment.zip", real=False)
+    require_wheelhouse()
     out_dir = tmp_path_factory.mktemp("build") / "dev"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "package.py"), "--stage", "dev",
-         "--project-dir", str(ROOT), "--out-dir", str(out_dir)],
-        capture_output=True, text=True, timeout=240,
+        package_command(out_dir), capture_output=True, text=True, timeout=240,
         env={**os.environ, "AWS_DEFAULT_REGION": REGION},
     )
     if result.returncode != 0:
