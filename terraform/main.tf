@@ -40,6 +40,37 @@ module "tables" {
 }
 
 ################################################################################
+# Speaker sign-in: a Cognito user pool (modules/auth), unless an existing
+# pool's issuer is given
+################################################################################
+
+locals {
+  create_user_pool = var.create_user_pool && var.token_issuer == ""
+}
+
+module "auth" {
+  source = "./modules/auth"
+  count  = local.create_user_pool ? 1 : 0
+
+  name                = "${local.name_prefix}-speakers"
+  region              = var.aws_region
+  deletion_protection = var.deletion_protection_enabled
+  # moto serves a pool's keys at <endpoint>/<pool id>/.well-known/jwks.json
+  # while its tokens name the real Cognito issuer.
+  jwks_base_url = var.emulator_endpoint_url
+
+  tags = local.tags
+}
+
+locals {
+  token_issuer_configured = local.create_user_pool || var.token_issuer != ""
+
+  token_issuer   = local.create_user_pool ? module.auth[0].issuer : var.token_issuer
+  token_audience = local.create_user_pool ? module.auth[0].client_id : var.token_audience
+  jwks_url       = var.jwks_url != "" ? var.jwks_url : (local.create_user_pool && var.emulator_endpoint_url != null ? module.auth[0].jwks_url : "")
+}
+
+################################################################################
 # Functions
 #
 # IAM needs per function are docs/design-contract.md's "IAM needs per function".
@@ -102,9 +133,9 @@ locals {
   optional_environment = {
     for key, value in {
       SUPPORTED_LANGUAGES = join(",", var.supported_languages)
-      TOKEN_ISSUER        = var.token_issuer
-      TOKEN_AUDIENCE      = var.token_audience
-      JWKS_URL            = var.jwks_url
+      TOKEN_ISSUER        = local.token_issuer
+      TOKEN_AUDIENCE      = local.token_audience
+      JWKS_URL            = local.jwks_url
     } : key => value if value != ""
   }
 
@@ -133,6 +164,18 @@ locals {
     LOG_LEVEL                        = var.log_level
   })
 
+  # Functions invoked asynchronously (Lambda queues the event): deliver_welcome
+  # by $connect, the sweep by EventBridge. A retried first message arrives
+  # after the client has moved on, and a delayed sweep overlaps the next one:
+  # no retries, and an event older than a minute (the shortest age Lambda
+  # accepts) is dropped.
+  asynchronous_invocation = {
+    for name in ["deliver_welcome", "sweep"] : name => {
+      maximum_retry_attempts       = 0
+      maximum_event_age_in_seconds = 60
+    } if contains(keys(local.functions), name)
+  }
+
   # Built from the API id (not the stage) so the functions do not depend on the
   # stage, which depends on them through its routes.
   management_api_url = coalesce(
@@ -144,13 +187,17 @@ locals {
 module "functions" {
   source = "./modules/functions"
 
-  name_prefix        = local.name_prefix
-  functions          = local.functions
-  package_zip_path   = local.package_zip_path
-  environment        = local.environment
-  permissions        = local.permissions
-  log_retention_days = var.log_retention_days
-  schedules_enabled  = var.schedules_enabled
+  name_prefix                   = local.name_prefix
+  functions                     = local.functions
+  package_zip_path              = local.package_zip_path
+  runtime                       = var.lambda_runtime
+  architecture                  = var.lambda_architecture
+  environment                   = local.environment
+  permissions                   = local.permissions
+  asynchronous_invocation       = local.asynchronous_invocation
+  log_retention_days            = var.log_retention_days
+  schedules_enabled             = var.schedules_enabled
+  role_permissions_boundary_arn = var.role_permissions_boundary_arn
 
   connections_api = {
     execution_arn = module.websocket_api.api_execution_arn
@@ -217,4 +264,15 @@ module "alarms" {
   api_errors_threshold = var.api_errors_threshold
 
   tags = local.tags
+}
+
+################################################################################
+# Warnings (a check block reports, it does not stop the plan)
+################################################################################
+
+check "speakers_can_sign_in" {
+  assert {
+    condition     = local.token_issuer_configured
+    error_message = "No token issuer: every speaker will be refused (listeners can still connect). Set create_user_pool = true, or token_issuer and token_audience."
+  }
 }

@@ -113,8 +113,8 @@ resource "aws_lambda_function" "this" {
   description      = "${each.value.handler} (${each.value.trigger})"
   role             = aws_iam_role.this[each.key].arn
   handler          = each.value.handler
-  runtime          = each.value.runtime
-  architectures    = each.value.architectures
+  runtime          = var.runtime
+  architectures    = [var.architecture]
   memory_size      = coalesce(each.value.memory_size, var.default_memory_size)
   timeout          = coalesce(each.value.timeout, var.default_timeout)
   filename         = var.package_zip_path
@@ -132,6 +132,11 @@ resource "aws_lambda_function" "this" {
 
   lifecycle {
     precondition {
+      condition     = each.value.runtime == var.runtime && join(",", each.value.architectures) == var.architecture
+      error_message = "The package was built for ${each.value.runtime} on ${join(",", each.value.architectures)}, but the functions run ${var.runtime} on ${var.architecture}: its compiled modules would not load. Rebuild it with `make package RUNTIME=${var.runtime} ARCH=${var.architecture}` (or change lambda_runtime / lambda_architecture)."
+    }
+
+    precondition {
       condition     = contains(keys(var.permissions), each.key)
       error_message = "Function ${each.key} has no entry in var.permissions: add its IAM needs (docs/design-contract.md) before deploying it."
     }
@@ -141,6 +146,18 @@ resource "aws_lambda_function" "this" {
       error_message = "Function ${each.key} may invoke a function that is not in the manifest."
     }
   }
+}
+
+################################################################################
+# Asynchronous invocation (Lambda's event queue): retries and maximum age
+################################################################################
+
+resource "aws_lambda_function_event_invoke_config" "this" {
+  for_each = var.asynchronous_invocation
+
+  function_name                = aws_lambda_function.this[each.key].function_name
+  maximum_retry_attempts       = each.value.maximum_retry_attempts
+  maximum_event_age_in_seconds = each.value.maximum_event_age_in_seconds
 }
 
 ################################################################################
