@@ -83,47 +83,62 @@ locals {
 
   sessions_by_status_arn   = module.tables.index_arns.sessions["status-expiresAt-index"]
   listeners_by_session_arn = module.tables.index_arns.connections["sessionId-targetLanguage-index"]
-  connection_item_actions  = ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"]
-  connection_handler_dynamodb = [
-    { actions = ["GetItem", "UpdateItem", "ConditionCheckItem"], resources = [local.sessions_arn] },
-    { actions = concat(local.connection_item_actions, ["Query"]), resources = [local.connections_arn, local.listeners_by_session_arn] },
-  ]
 
+  # Exactly the calls each function's code makes, no more: DynamoDB actions per
+  # table or index (a TransactWriteItems needs each item's own action),
+  # @connections verbs, functions invoked. tests/terraform/test_iam_follows_code.py
+  # records every AWS call each handler makes while the functional scenarios run
+  # and fails when this map grants more or less than that.
   permissions = {
-    authorizer = {}
+    authorizer = {} # verifies tokens with the JWKS over HTTPS: no AWS call
     websocket_connect = {
       dynamodb = [
-        { actions = ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"], resources = [local.sessions_arn] },
-        { actions = local.connection_item_actions, resources = [local.connections_arn] },
+        { actions = ["GetItem", "PutItem", "UpdateItem"], resources = [local.sessions_arn] },
+        { actions = ["GetItem", "PutItem", "DeleteItem"], resources = [local.connections_arn] },
         # A speaker back within the reconnect grace tells the listeners.
         { actions = ["Query"], resources = [local.listeners_by_session_arn] },
         { actions = ["UpdateItem"], resources = [local.rate_limits_arn] },
       ]
-      manage_connections = true
+      manage_connections = ["POST"]
       invoke_functions   = [for name in ["deliver_welcome"] : name if contains(keys(local.functions), name)]
     }
     websocket_message = {
-      dynamodb                       = local.connection_handler_dynamodb
-      manage_connections             = true
+      dynamodb = [
+        { actions = ["GetItem", "UpdateItem"], resources = [local.sessions_arn] },
+        { actions = ["UpdateItem", "DeleteItem"], resources = [local.connections_arn] },
+        { actions = ["Query"], resources = [local.listeners_by_session_arn] },
+      ]
+      manage_connections             = ["POST", "DELETE"]
       kinesis_put_record_stream_arns = aws_kinesis_stream.audio[*].arn
     }
     websocket_disconnect = {
-      dynamodb           = local.connection_handler_dynamodb
-      manage_connections = true
+      dynamodb = [
+        { actions = ["UpdateItem"], resources = [local.sessions_arn] },
+        { actions = ["GetItem", "DeleteItem"], resources = [local.connections_arn] },
+        { actions = ["Query"], resources = [local.listeners_by_session_arn] },
+      ]
+      manage_connections = ["POST", "DELETE"]
     }
     sweep = {
-      dynamodb = concat(local.connection_handler_dynamodb, [
+      dynamodb = [
+        { actions = ["UpdateItem"], resources = [local.sessions_arn] },
         { actions = ["Query"], resources = [local.sessions_by_status_arn] },
-      ])
-      manage_connections = true
+        { actions = ["GetItem", "UpdateItem", "DeleteItem"], resources = [local.connections_arn] },
+        { actions = ["Query"], resources = [local.listeners_by_session_arn] },
+      ]
+      manage_connections = ["POST", "GET", "DELETE"]
     }
     publish = {
-      dynamodb           = local.connection_handler_dynamodb
-      manage_connections = true
+      dynamodb = [
+        { actions = ["GetItem", "UpdateItem"], resources = [local.sessions_arn] },
+        { actions = ["DeleteItem"], resources = [local.connections_arn] },
+        { actions = ["Query"], resources = [local.listeners_by_session_arn] },
+      ]
+      manage_connections = ["POST"]
     }
     deliver_welcome = {
       dynamodb           = [{ actions = ["GetItem"], resources = [local.connections_arn] }]
-      manage_connections = true
+      manage_connections = ["POST"]
     }
   }
 

@@ -111,6 +111,11 @@ output "aws_region" {
 output "lambda_runtime" {
   description = "Runtime and architecture of the functions."
   value       = "${var.lambda_runtime} (${var.lambda_architecture})"
+
+  precondition {
+    condition     = local.manifest.target.runtime == var.lambda_runtime && local.manifest.target.architecture == var.lambda_architecture
+    error_message = "The package was built for ${local.manifest.target.runtime} on ${local.manifest.target.architecture}, but lambda_runtime/lambda_architecture are ${var.lambda_runtime} on ${var.lambda_architecture}: its compiled modules would not load there. Rebuild it with `make package RUNTIME=${var.lambda_runtime} ARCH=${var.lambda_architecture}`, or change the variables."
+  }
 }
 
 output "emulator_endpoint_url" {

@@ -62,6 +62,11 @@ variable "manifest_path" {
     )
     error_message = "The manifest must hold the authorizer function and one function for each of $connect, $default and $disconnect (docs/design-contract.md)."
   }
+
+  validation {
+    condition     = try(jsondecode(file(var.manifest_path)).target.runtime != "", false)
+    error_message = "The manifest names no target runtime: it was written by an older tools/package.py. Run `make package` again."
+  }
 }
 
 variable "package_zip_path" {

@@ -24,3 +24,13 @@ output "jwks_url" {
     ? "https://cognito-idp.${var.region}.amazonaws.com/${aws_cognito_user_pool.this.id}/.well-known/jwks.json"
   : "${trimsuffix(var.jwks_base_url, "/")}/${aws_cognito_user_pool.this.id}/.well-known/jwks.json")
 }
+
+output "client_flows" {
+  description = "Auth flows the app client allows."
+  value       = aws_cognito_user_pool_client.this.explicit_auth_flows
+}
+
+output "client_has_secret" {
+  description = "Whether the app client has a secret (false: a public client)."
+  value       = aws_cognito_user_pool_client.this.generate_secret
+}

@@ -5,12 +5,14 @@ locals {
 
   scheduled = { for name, fn in var.functions : name => fn if fn.schedule != null }
 
-  # ${execution_arn}/${stage}/${method}/@connections/* for the three verbs the app uses:
-  # POST sends, GET reads connection info, DELETE closes the socket.
-  manage_connections_arns = var.connections_api == null ? [] : [
-    for method in ["POST", "GET", "DELETE"] :
-    "${var.connections_api.execution_arn}/${var.connections_api.stage_name}/${method}/@connections/*"
-  ]
+  # ${execution_arn}/${stage}/${verb}/@connections/*: POST sends, GET reads
+  # connection info, DELETE closes the socket; each function gets only the verbs it uses.
+  manage_connections_arns = {
+    for name, grant in var.permissions : name => [
+      for verb in grant.manage_connections :
+      "${var.connections_api.execution_arn}/${var.connections_api.stage_name}/${verb}/@connections/*"
+    ] if var.connections_api != null
+  }
 
   unknown_permissions = setsubtract(keys(var.functions), keys(var.permissions))
 }
@@ -69,11 +71,11 @@ locals {
           Resource = grant.resources
         }
       ],
-      try(var.permissions[name].manage_connections, false) ? [{
+      length(try(local.manage_connections_arns[name], [])) > 0 ? [{
         Sid      = "ManageConnections"
         Effect   = "Allow"
         Action   = ["execute-api:ManageConnections"]
-        Resource = local.manage_connections_arns
+        Resource = local.manage_connections_arns[name]
       }] : [],
       length(try(var.permissions[name].invoke_functions, [])) > 0 ? [{
         Sid      = "InvokeFunctions"
@@ -131,11 +133,6 @@ resource "aws_lambda_function" "this" {
   depends_on = [aws_cloudwatch_log_group.this]
 
   lifecycle {
-    precondition {
-      condition     = each.value.runtime == var.runtime && join(",", each.value.architectures) == var.architecture
-      error_message = "The package was built for ${each.value.runtime} on ${join(",", each.value.architectures)}, but the functions run ${var.runtime} on ${var.architecture}: its compiled modules would not load. Rebuild it with `make package RUNTIME=${var.runtime} ARCH=${var.architecture}` (or change lambda_runtime / lambda_architecture)."
-    }
-
     precondition {
       condition     = contains(keys(var.permissions), each.key)
       error_message = "Function ${each.key} has no entry in var.permissions: add its IAM needs (docs/design-contract.md) before deploying it."

@@ -52,3 +52,13 @@ output "function_timeouts" {
   description = "Timeout (seconds) of each function, by Chalice name."
   value       = { for name, fn in aws_lambda_function.this : name => fn.timeout }
 }
+
+output "function_runtimes" {
+  description = "\"<runtime> <architecture>\" of each function, by Chalice name."
+  value       = { for name, fn in aws_lambda_function.this : name => "${fn.runtime} ${join(",", fn.architectures)}" }
+}
+
+output "role_permissions_boundaries" {
+  description = "Permissions boundary of each function role, by Chalice name (null without one)."
+  value       = { for name, role in aws_iam_role.this : name => role.permissions_boundary }
+}

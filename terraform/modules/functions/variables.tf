@@ -99,8 +99,8 @@ variable "permissions" {
   description = <<-EOT
     What each function may do besides writing its own logs, by Chalice function name. Every function in
     the manifest needs an entry (an empty object grants logs only). dynamodb: actions without the
-    "dynamodb:" prefix on table or index ARNs; manage_connections: execute-api:ManageConnections on the
-    POST/GET/DELETE @connections of connections_api; invoke_functions: Chalice names of functions in this
+    "dynamodb:" prefix on table or index ARNs; manage_connections: the @connections verbs (POST, GET,
+    DELETE) it may call on connections_api's stage (execute-api:ManageConnections); invoke_functions: Chalice names of functions in this
     module it may invoke; kinesis_put_record_stream_arns: streams it may kinesis:PutRecord to.
   EOT
   type = map(object({
@@ -108,10 +108,15 @@ variable "permissions" {
       actions   = list(string)
       resources = list(string)
     })), [])
-    manage_connections             = optional(bool, false)
+    manage_connections             = optional(list(string), [])
     invoke_functions               = optional(list(string), [])
     kinesis_put_record_stream_arns = optional(list(string), [])
   }))
+
+  validation {
+    condition     = alltrue([for p in values(var.permissions) : alltrue([for verb in p.manage_connections : contains(["POST", "GET", "DELETE"], verb)])])
+    error_message = "manage_connections verbs are POST, GET and DELETE."
+  }
 
   validation {
     condition = alltrue(flatten([
