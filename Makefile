@@ -43,7 +43,11 @@ requirements: $(STAMP) ## Re-lock requirements.txt and requirements-dev.txt from
 	$(UV_COMPILE) requirements.in -o requirements.txt
 	$(UV_COMPILE) requirements-dev.in -o requirements-dev.txt
 
+# The packaging tests build for python3.13/x86_64 from build/wheelhouse, which is
+# filled here (tests never download); offline, those tests skip and say why.
 test: $(STAMP) ## Run the whole test suite (unit, functional, e2e, terraform)
+	@$(MAKE) --no-print-directory wheelhouse RUNTIME=python3.13 ARCH=x86_64 || \
+	  echo "could not download the python3.13 wheels: the packaging tests will skip" >&2
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## Run only tests that need no servers

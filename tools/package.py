@@ -233,14 +233,19 @@ def run_chalice_package(project_dir: Path, stage: str, out_dir: Path) -> None:
     """
     from chalice.cli.factory import CLIFactory
 
+    import contextlib
+    import io
+
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    factory = CLIFactory(str(project_dir))
     try:
-        config = factory.create_config_obj(stage, autogen_policy=True)
-        packager = factory.create_app_packager(
-            config, factory.create_package_options(), "cloudformation", "json", None
-        )
-        packager.package_app(config, str(out_dir), stage)
+        # Chalice's UI says "Creating deployment package."; our summary says more.
+        with contextlib.redirect_stdout(io.StringIO()):
+            factory = CLIFactory(str(project_dir))
+            config = factory.create_config_obj(stage, autogen_policy=True)
+            packager = factory.create_app_packager(
+                config, factory.create_package_options(), "cloudformation", "json", None
+            )
+            packager.package_app(config, str(out_dir), stage)
     except Exception as exc:  # chalice raises plain RuntimeError/ValueError subclasses
         raise PackagingError(f"chalice package --stage {stage} failed: {exc}") from exc
 
@@ -389,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="use only the wheels already in the wheelhouse (no download)")
     parser.add_argument("--download-only", action="store_true",
                         help="fill the wheelhouse for the target, build nothing")
+    parser.add_argument("--quiet", action="store_true",
+                        help="one summary line, without the table of functions")
     args = parser.parse_args(argv)
     out_dir = args.out_dir or args.project_dir / "build" / args.stage
     try:
@@ -402,10 +409,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"package: {exc}", file=sys.stderr)
         return 1
     packages = ", ".join(f"{name} {version}" for name, version in manifest["packages"].items())
-    print(f"packaged {len(manifest['functions'])} functions for {target.describe()} into "
+    prefix = "[package] " if args.quiet else ""
+    print(f"{prefix}packaged {len(manifest['functions'])} functions for {target.describe()} into "
           f"{out_dir}/{ZIP_NAME} ({manifest['zip_size'] / 1e6:.1f} MB, sha256 "
           f"{manifest['zip_sha256'][:12]}...); checked: {packages}")
-    for name, fn in manifest["functions"].items():
+    for name, fn in manifest["functions"].items() if not args.quiet else ():
         extra = fn.get("websocket_route") or fn.get("schedule") or fn["trigger"]
         print(f"  {name:<22} {fn['handler']:<24} {extra:<16} timeout {fn.get('timeout', '-')} s")
     return 0
