@@ -99,3 +99,24 @@ class TestRolesFollowTheCode:
         writers = {f for f, calls in recorded.items() if any(a.startswith("kinesis:") for a, _ in calls)}
         assert writers == {"websocket_message"}
         assert {a for a, _ in recorded["websocket_message"] if a.startswith("kinesis:")} == {"kinesis:PutRecord"}
+
+    def test_every_grant_is_inside_the_permissions_boundary(self, applied_stack):
+        """With role_permissions_boundary_arn set (as deployer-policy.json requires), the
+        effective permissions are the intersection: each grant must be inside the boundary."""
+        import fnmatch
+
+        boundary = json.loads((ROOT / "terraform" / "permissions-boundary.json").read_text())
+        iam = applied_stack.client("iam")
+        outside = []
+        for function in applied_stack.package.functions:
+            policy = iam.get_role_policy(RoleName=f"broadcast-dev-{function}-role",
+                                         PolicyName="least-privilege")["PolicyDocument"]
+            policy = json.loads(policy) if isinstance(policy, str) else policy
+            for statement in policy["Statement"]:
+                for action in statement["Action"]:
+                    for resource in statement["Resource"]:
+                        if not any(fnmatch.fnmatchcase(action, a) and
+                                   any(fnmatch.fnmatchcase(resource, r) for r in b["Resource"])
+                                   for b in boundary["Statement"] for a in b["Action"]):
+                            outside.append(f"{function}: {action} on {resource}")
+        assert not outside, "\n".join(outside)
