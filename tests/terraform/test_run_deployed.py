@@ -242,3 +242,32 @@ class TestBrokenDeployments:
                 FunctionName=function, StatementId="AllowApiGatewayAuthorizer",
                 Action="lambda:InvokeFunction", Principal="apigateway.amazonaws.com",
                 SourceArn=statement["Condition"]["ArnLike"]["AWS:SourceArn"])
+
+
+class TestSpeakerCommands:
+    def test_speaker_user_then_speaker_token(self, applied_stack):
+        """`make speaker-user` prints a generated password once; `make speaker-token` prints
+        an ID token alone on its last line that the deployed pool's keys verify; a wrong
+        password is a clear refusal."""
+        import jwt
+
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("AWS_ENDPOINT_URL") and k != "PASSWORD"}
+        command = [sys.executable, str(ROOT / "tools" / "speakers.py"), "--outputs",
+                   str(applied_stack.outputs_file)]
+        created = subprocess.run([*command, "create", "cli@example.com"], env=env,
+                                 capture_output=True, text=True, timeout=60)
+        assert created.returncode == 0, created.stderr
+        password = re.search(r"^password .*: (\S+)$", created.stdout, re.MULTILINE).group(1)
+        issued = subprocess.run([*command, "token", "cli@example.com"], env={**env, "PASSWORD": password},
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        assert issued.returncode == 0, issued.stderr
+        token = issued.stdout.strip().splitlines()[-1]
+        outputs = applied_stack.outputs
+        key = jwt.PyJWKClient(outputs["jwks_url"]).get_signing_key_from_jwt(token).key
+        claims = jwt.decode(token, key, algorithms=["RS256"], audience=outputs["token_audience"],
+                            issuer=outputs["token_issuer"])
+        assert (claims["token_use"], claims["email"]) == ("id", "cli@example.com")
+        refused = subprocess.run([*command, "token", "cli@example.com"], env={**env, "PASSWORD": "Wrong-Passw0rd!"},
+                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 1 and "sign-in of cli@example.com failed" in refused.stderr
