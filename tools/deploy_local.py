@@ -32,6 +32,8 @@ from tools.moto_endpoint import (  # noqa: E402
     DEFAULT_HOST, DEFAULT_PORT, MotoServer, endpoint_answers, port_in_use, test_environment,
 )
 
+# Step 1, the package, is `tools/package.py --quiet` (make deploy-local runs it first).
+TOTAL_STEPS = 4
 _KEEP = {".terraform", "terraform.tfstate", "terraform.tfstate.backup", ".terraform.lock.hcl"}
 
 
@@ -68,7 +70,7 @@ def deploy(args, endpoint: str, embedded: bool) -> int:
     work.mkdir(parents=True, exist_ok=True)
     env = test_environment(dict(os.environ), endpoint)
     env.update(TF_IN_AUTOMATION="1", TF_INPUT="0", CHECKPOINT_DISABLE="1")
-    total = 3
+    total = TOTAL_STEPS
     sync_tree(ROOT / "terraform", tree)
     if embedded:  # a fresh emulator: state from a past run describes nothing
         for stale in ("terraform.tfstate", "terraform.tfstate.backup"):
@@ -87,7 +89,7 @@ def deploy(args, endpoint: str, embedded: bool) -> int:
         if run_logged(init, env, log, tree) != 0:
             print(f"terraform init failed: see {log_path}", file=sys.stderr)
             return 1
-        step(2, total, f"terraform init ({time.monotonic() - started:.0f} s)")
+        step(3, total, f"terraform init ({time.monotonic() - started:.0f} s)")
         started = time.monotonic()
         code = run_logged(tf + ["apply", "-input=false", "-auto-approve", "-no-color", *variables],
                           env, log, tree)
@@ -100,7 +102,7 @@ def deploy(args, endpoint: str, embedded: bool) -> int:
     state = json.loads((tree / "terraform.tfstate").read_text())
     resources = sum(len(r.get("instances", [])) for r in state.get("resources", [])
                     if r.get("mode") == "managed")
-    step(3, total, f"terraform apply: {resources} resources in {time.monotonic() - started:.0f} s "
+    step(4, total, f"terraform apply: {resources} resources in {time.monotonic() - started:.0f} s "
                    f"(full log: {log_path})")
     outputs_file = work / "outputs.json"
     outputs_file.write_text(outputs_raw)
@@ -140,10 +142,10 @@ def main(argv=None) -> int:
         if not endpoint_answers(given):
             print(f"deploy-local: nothing answers at AWS_ENDPOINT_URL={given}", file=sys.stderr)
             return 2
-        step(1, 3, f"emulator: AWS_ENDPOINT_URL={given}")
+        step(2, TOTAL_STEPS, f"emulator: AWS_ENDPOINT_URL={given}")
         return deploy(args, given, embedded=False)
     if endpoint_answers(default):
-        step(1, 3, f"emulator: the one already running at {default}")
+        step(2, TOTAL_STEPS, f"emulator: the one already running at {default}")
         return deploy(args, default, embedded=False)
     if port_in_use(DEFAULT_HOST, args.port):
         print(f"deploy-local: {DEFAULT_HOST}:{args.port} is taken by something that is not an "
@@ -157,7 +159,7 @@ def main(argv=None) -> int:
 
     serialise_moto_dynamodb()  # the deployed functions will call it concurrently
     with MotoServer(DEFAULT_HOST, args.port) as server:
-        step(1, 3, f"emulator: embedded moto on {server.url}")
+        step(2, TOTAL_STEPS, f"emulator: embedded moto on {server.url}")
         code = deploy(args, server.url, embedded=True)
         if code == 0 and args.hold:
             print(f"moto keeps the stack on {server.url} until Ctrl-C; in another terminal: "

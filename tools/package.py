@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"package: {exc}", file=sys.stderr)
         return 1
     packages = ", ".join(f"{name} {version}" for name, version in manifest["packages"].items())
-    prefix = "[package] " if args.quiet else ""
+    prefix = "[1/4] package: " if args.quiet else ""  # make deploy-local's first step
     print(f"{prefix}packaged {len(manifest['functions'])} functions for {target.describe()} into "
           f"{out_dir}/{ZIP_NAME} ({manifest['zip_size'] / 1e6:.1f} MB, sha256 "
           f"{manifest['zip_sha256'][:12]}...); checked: {packages}")

@@ -136,9 +136,9 @@ class TestDeployLocalDriver:
             moto.wait()
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
-        assert lines[0] == f"[1/3] emulator: AWS_ENDPOINT_URL={endpoint}"
-        assert lines[1].startswith("[2/3] terraform init")
-        assert lines[2].startswith("[3/3] terraform apply: 2 resources")
+        assert lines[0] == f"[2/4] emulator: AWS_ENDPOINT_URL={endpoint}"
+        assert lines[1].startswith("[3/4] terraform init")
+        assert lines[2].startswith("[4/4] terraform apply: 2 resources")
         assert "lots of" not in result.stdout and len(lines) <= 10
         assert "make run-deployed" in result.stdout
         assert "lots of apply output" in (tmp_path / "work" / "deploy.log").read_text()
