@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from botocore.exceptions import EndpointConnectionError
+
 from .deployed import DeployedApp, DeploymentError, Emulator
 from .runner import EXIT_INTERRUPTED, bind, is_loopback
 from .settings import Settings
@@ -82,7 +84,13 @@ async def serve(args) -> int:
     try:
         gateway_url = f"http://{settings.host}:{sock.getsockname()[1]}"
         emulator = Emulator(endpoint, region)
-        wiring = emulator.api(args.api_id or outputs.get("api_id"), stage)
+        try:
+            wiring = emulator.api(args.api_id or outputs.get("api_id"), stage)
+        except EndpointConnectionError:
+            raise DeploymentError(
+                f"nothing answers at {endpoint}: the emulator the stack was applied to is gone "
+                f"(an embedded moto stops with `make deploy-local` unless HOLD=1). Run "
+                f"`make deploy-local HOLD=1` and keep it running, then `make run-deployed`") from None
         account_id = "123456789012"
         if wiring.authorizer_function_arn:
             account_id = wiring.authorizer_function_arn.split(":")[4]

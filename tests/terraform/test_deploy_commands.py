@@ -158,3 +158,23 @@ host, port = server.get_host_and_port()
 print(f"http://{host}:{port}", flush=True)
 time.sleep(120)
 """
+
+
+class TestRunDeployedWithoutEmulator:
+    def test_says_how_to_keep_the_emulator(self, tmp_path):
+        """run-deployed against an emulator that is gone exits 2 and says to use HOLD=1."""
+        from tests.terraform.tfsupport import free_port
+
+        outputs = tmp_path / "outputs.json"
+        endpoint = f"http://127.0.0.1:{free_port()}"
+        outputs.write_text(json.dumps({"emulator_endpoint_url": {"value": endpoint},
+                                       "aws_region": {"value": "us-east-1"},
+                                       "api_stage_name": {"value": "dev"}}))
+        package = tmp_path / "deployment.zip"
+        package.write_bytes(b"")
+        result = subprocess.run(
+            [sys.executable, "-m", "local_stack", "run-deployed", "--outputs", str(outputs),
+             "--package", str(package), "--cache-dir", str(tmp_path / "cache")],
+            cwd=ROOT, env={**user_environment(), "PORT": "0"}, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2
+        assert f"nothing answers at {endpoint}" in result.stderr and "HOLD=1" in result.stderr
