@@ -367,6 +367,10 @@ class Gateway:
         return authorizer_context
 
     def _authorizer(self):
+        # An app that knows its API's configuration (run-deployed) names the
+        # function attached to $connect; a Chalice app calls it "authorizer".
+        if hasattr(self.lambda_app, "connect_authorizer"):
+            return self.lambda_app.connect_authorizer()
         try:
             return self.lambda_app.function("authorizer")
         except FunctionNotFound:
@@ -552,8 +556,9 @@ class Gateway:
             due, function, schedule = plans[0]
             await asyncio.sleep(max(0.0, due - time.time()))
             now = time.time()
-            rule = (f"arn:aws:events:{self.settings.region}:{self.settings.account_id}:rule/"
-                    f"{self.lambda_app.deployed_name(function.name)}-event")
+            rule = getattr(function, "schedule_rule_arn", None) or (
+                f"arn:aws:events:{self.settings.region}:{self.settings.account_id}:rule/"
+                f"{self.lambda_app.deployed_name(function.name)}-event")
             event = scheduled_event(rule_arn=rule, region=self.settings.region,
                                     account_id=self.settings.account_id, now=now)
             self._spawn(self._invoke_async(function, event))

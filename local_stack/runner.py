@@ -229,6 +229,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["run-deployed"]:
+        # What Terraform applied to an emulator, instead of app.py (make run-deployed).
+        from .deployed_runner import main as run_deployed
+
+        return run_deployed((sys.argv[1:] if argv is None else argv)[1:])
     args = _parser().parse_args(argv)
     if args.command == "token":
         try:

@@ -10,8 +10,9 @@
 resource "aws_iam_role" "api_gateway_cloudwatch" {
   count = var.manage_api_gateway_account ? 1 : 0
 
-  name        = "${local.name_prefix}-apigateway-cloudwatch"
-  description = "Lets API Gateway write execution and access logs to CloudWatch Logs."
+  name                 = "${local.name_prefix}-apigateway-cloudwatch"
+  description          = "Lets API Gateway write execution and access logs to CloudWatch Logs."
+  permissions_boundary = var.role_permissions_boundary_arn
 
   assume_role_policy = jsonencode({
     Version = "2012-10-17"

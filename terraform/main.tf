@@ -40,6 +40,37 @@ module "tables" {
 }
 
 ################################################################################
+# Speaker sign-in: a Cognito user pool (modules/auth), unless an existing
+# pool's issuer is given
+################################################################################
+
+locals {
+  create_user_pool = var.create_user_pool && var.token_issuer == ""
+}
+
+module "auth" {
+  source = "./modules/auth"
+  count  = local.create_user_pool ? 1 : 0
+
+  name                = "${local.name_prefix}-speakers"
+  region              = var.aws_region
+  deletion_protection = var.deletion_protection_enabled
+  # moto serves a pool's keys at <endpoint>/<pool id>/.well-known/jwks.json
+  # while its tokens name the real Cognito issuer.
+  jwks_base_url = var.emulator_endpoint_url
+
+  tags = local.tags
+}
+
+locals {
+  token_issuer_configured = local.create_user_pool || var.token_issuer != ""
+
+  token_issuer   = local.create_user_pool ? module.auth[0].issuer : var.token_issuer
+  token_audience = local.create_user_pool ? module.auth[0].client_id : var.token_audience
+  jwks_url       = var.jwks_url != "" ? var.jwks_url : (local.create_user_pool && var.emulator_endpoint_url != null ? module.auth[0].jwks_url : "")
+}
+
+################################################################################
 # Functions
 #
 # IAM needs per function are docs/design-contract.md's "IAM needs per function".
@@ -50,49 +81,70 @@ locals {
   connections_arn = module.tables.table_arns.connections
   rate_limits_arn = module.tables.table_arns.rate_limits
 
-  sessions_by_status_arn   = module.tables.index_arns.sessions["status-expiresAt-index"]
-  listeners_by_session_arn = module.tables.index_arns.connections["sessionId-targetLanguage-index"]
-  connection_item_actions  = ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"]
-  connection_handler_dynamodb = [
-    { actions = ["GetItem", "UpdateItem", "ConditionCheckItem"], resources = [local.sessions_arn] },
-    { actions = concat(local.connection_item_actions, ["Query"]), resources = [local.connections_arn, local.listeners_by_session_arn] },
-  ]
+  sessions_sweep_index_arn = module.tables.index_arns.sessions["sweep-index"]
+  members_index_arn        = module.tables.index_arns.connections["session-members-index"]
 
+  # Exactly the calls each function's code makes, no more: DynamoDB actions per
+  # table or index (a TransactWriteItems needs each item's own action),
+  # @connections verbs, functions invoked. tests/terraform/test_iam_follows_code.py
+  # records every AWS call each handler makes while the functional scenarios run
+  # and fails when this map grants more or less than that.
   permissions = {
-    authorizer = {}
+    authorizer = {} # verifies tokens with the JWKS over HTTPS: no AWS call
     websocket_connect = {
       dynamodb = [
-        { actions = ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"], resources = [local.sessions_arn] },
-        { actions = local.connection_item_actions, resources = [local.connections_arn] },
+        # A join reads the session and its address's rate counter in one BatchGetItem.
+        { actions = ["BatchGetItem", "GetItem", "PutItem", "UpdateItem"], resources = [local.sessions_arn] },
+        { actions = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"], resources = [local.connections_arn] },
         # A speaker back within the reconnect grace tells the listeners.
-        { actions = ["Query"], resources = [local.listeners_by_session_arn] },
-        { actions = ["UpdateItem"], resources = [local.rate_limits_arn] },
+        { actions = ["Query"], resources = [local.members_index_arn] },
+        { actions = ["BatchGetItem", "UpdateItem"], resources = [local.rate_limits_arn] },
       ]
-      manage_connections = true
+      manage_connections = ["POST"]
       invoke_functions   = [for name in ["deliver_welcome"] : name if contains(keys(local.functions), name)]
     }
     websocket_message = {
-      dynamodb                       = local.connection_handler_dynamodb
-      manage_connections             = true
+      dynamodb = [
+        { actions = ["GetItem", "UpdateItem"], resources = [local.sessions_arn] },
+        # endSession releases the session's connections 25 to a BatchWriteItem.
+        { actions = ["UpdateItem", "DeleteItem", "BatchWriteItem"], resources = [local.connections_arn] },
+        { actions = ["Query"], resources = [local.members_index_arn] },
+      ]
+      manage_connections             = ["POST", "DELETE"]
       kinesis_put_record_stream_arns = aws_kinesis_stream.audio[*].arn
     }
     websocket_disconnect = {
-      dynamodb           = local.connection_handler_dynamodb
-      manage_connections = true
+      dynamodb = [
+        # GetItem: a leaving listener's speaker was replaced since it joined.
+        { actions = ["GetItem", "UpdateItem"], resources = [local.sessions_arn] },
+        { actions = ["GetItem", "DeleteItem", "BatchWriteItem"], resources = [local.connections_arn] },
+        { actions = ["Query"], resources = [local.members_index_arn] },
+      ]
+      manage_connections = ["POST", "DELETE"]
     }
     sweep = {
-      dynamodb = concat(local.connection_handler_dynamodb, [
-        { actions = ["Query"], resources = [local.sessions_by_status_arn] },
-      ])
-      manage_connections = true
+      invoke_functions = [for name in ["sweep_shard"] : name if contains(keys(local.functions), name)]
+    }
+    sweep_shard = {
+      dynamodb = [
+        { actions = ["UpdateItem"], resources = [local.sessions_arn] },
+        { actions = ["Query"], resources = [local.sessions_sweep_index_arn] },
+        { actions = ["GetItem", "UpdateItem", "DeleteItem", "BatchWriteItem"], resources = [local.connections_arn] },
+        { actions = ["Query"], resources = [local.members_index_arn] },
+      ]
+      manage_connections = ["POST", "DELETE"]
     }
     publish = {
-      dynamodb           = local.connection_handler_dynamodb
-      manage_connections = true
+      dynamodb = [
+        { actions = ["UpdateItem"], resources = [local.sessions_arn] },
+        { actions = ["DeleteItem"], resources = [local.connections_arn] },
+        { actions = ["Query"], resources = [local.members_index_arn] },
+      ]
+      manage_connections = ["POST"]
     }
     deliver_welcome = {
       dynamodb           = [{ actions = ["GetItem"], resources = [local.connections_arn] }]
-      manage_connections = true
+      manage_connections = ["POST"]
     }
   }
 
@@ -102,9 +154,9 @@ locals {
   optional_environment = {
     for key, value in {
       SUPPORTED_LANGUAGES = join(",", var.supported_languages)
-      TOKEN_ISSUER        = var.token_issuer
-      TOKEN_AUDIENCE      = var.token_audience
-      JWKS_URL            = var.jwks_url
+      TOKEN_ISSUER        = local.token_issuer
+      TOKEN_AUDIENCE      = local.token_audience
+      JWKS_URL            = local.jwks_url
     } : key => value if value != ""
   }
 
@@ -124,6 +176,9 @@ locals {
     JWKS_REFETCH_COOLDOWN_SECONDS    = tostring(var.jwks_refetch_cooldown_seconds)
     MANAGEMENT_API_URL               = local.management_api_url
     WELCOME_FUNCTION_NAME            = "${local.name_prefix}-deliver_welcome"
+    SWEEP_FUNCTION_NAME              = "${local.name_prefix}-sweep_shard"
+    SWEEP_SHARDS                     = tostring(var.sweep_shards)
+    SWEEP_CONCURRENCY                = tostring(var.sweep_concurrency)
     WELCOME_DELIVERY_TIMEOUT_SECONDS = tostring(var.welcome_delivery_timeout_seconds)
     AUDIO_SINK                       = local.audio_sink
     AUDIO_STREAM_NAME                = local.audio_stream_name
@@ -133,6 +188,19 @@ locals {
     PRIVACY_KEY                      = local.privacy_key
     LOG_LEVEL                        = var.log_level
   })
+
+  # Functions invoked asynchronously (Lambda queues the event): deliver_welcome
+  # by $connect, the sweep by EventBridge, sweep_shard by the sweep. A retried
+  # first message arrives after the client has moved on, and a delayed sweep
+  # overlaps the next one:
+  # no retries, and an event older than a minute (the shortest age Lambda
+  # accepts) is dropped.
+  asynchronous_invocation = {
+    for name in ["deliver_welcome", "sweep", "sweep_shard"] : name => {
+      maximum_retry_attempts       = 0
+      maximum_event_age_in_seconds = 60
+    } if contains(keys(local.functions), name)
+  }
 
   # Built from the API id (not the stage) so the functions do not depend on the
   # stage, which depends on them through its routes.
@@ -145,13 +213,17 @@ locals {
 module "functions" {
   source = "./modules/functions"
 
-  name_prefix        = local.name_prefix
-  functions          = local.functions
-  package_zip_path   = local.package_zip_path
-  environment        = local.environment
-  permissions        = local.permissions
-  log_retention_days = var.log_retention_days
-  schedules_enabled  = var.schedules_enabled
+  name_prefix                   = local.name_prefix
+  functions                     = local.functions
+  package_zip_path              = local.package_zip_path
+  runtime                       = var.lambda_runtime
+  architecture                  = var.lambda_architecture
+  environment                   = local.environment
+  permissions                   = local.permissions
+  asynchronous_invocation       = local.asynchronous_invocation
+  log_retention_days            = var.log_retention_days
+  schedules_enabled             = var.schedules_enabled
+  role_permissions_boundary_arn = var.role_permissions_boundary_arn
 
   connections_api = {
     execution_arn = module.websocket_api.api_execution_arn
@@ -218,4 +290,15 @@ module "alarms" {
   api_errors_threshold = var.api_errors_threshold
 
   tags = local.tags
+}
+
+################################################################################
+# Warnings (a check block reports, it does not stop the plan)
+################################################################################
+
+check "speakers_can_sign_in" {
+  assert {
+    condition     = local.token_issuer_configured
+    error_message = "No token issuer: every speaker will be refused (listeners can still connect). Set create_user_pool = true, or token_issuer and token_audience."
+  }
 }

@@ -52,3 +52,73 @@ output "audio_stream_name" {
   description = "Kinesis audio stream name (null unless audio_stream_enabled)."
   value       = one(aws_kinesis_stream.audio[*].name)
 }
+
+################################################################################
+# Speaker sign-in
+################################################################################
+
+output "token_issuer" {
+  description = "TOKEN_ISSUER the functions check speaker tokens against (empty: no speaker can connect)."
+  value       = local.token_issuer
+
+  # A stack whose speakers can never connect is refused at plan time.
+  precondition {
+    condition     = var.token_issuer == "" || var.token_audience != ""
+    error_message = "token_issuer is set but token_audience is empty: every speaker token would be refused. Set token_audience to the pool's app client id."
+  }
+
+  precondition {
+    condition     = var.token_audience == "" || var.token_issuer != ""
+    error_message = "token_audience is set without token_issuer: set both (an existing pool) or neither (create_user_pool makes one)."
+  }
+
+  precondition {
+    condition     = var.jwks_url == "" || startswith(var.jwks_url, "https://") || var.emulator_endpoint_url != null
+    error_message = "jwks_url must be https:// (signing keys fetched over plain http can be swapped in transit); http is only accepted against an emulator (emulator_endpoint_url)."
+  }
+
+  precondition {
+    condition     = var.stage != "prod" || local.token_issuer_configured
+    error_message = "prod without Cognito settings: no speaker could ever connect. Set token_issuer and token_audience, or leave create_user_pool = true."
+  }
+}
+
+output "token_audience" {
+  description = "TOKEN_AUDIENCE: the app client id speakers' ID tokens are issued for."
+  value       = local.token_audience
+}
+
+output "jwks_url" {
+  description = "JWKS_URL the functions fetch signing keys from (empty: <token_issuer>/.well-known/jwks.json)."
+  value       = local.jwks_url
+}
+
+output "user_pool_id" {
+  description = "ID of the user pool this stack created for speakers (null with an existing pool): make speaker-user adds speakers to it."
+  value       = one(module.auth[*].user_pool_id)
+}
+
+output "user_pool_client_id" {
+  description = "ID of the public app client of that pool (null with an existing pool): make speaker-token signs in with it."
+  value       = one(module.auth[*].client_id)
+}
+
+output "aws_region" {
+  description = "Region the stack is deployed in."
+  value       = var.aws_region
+}
+
+output "lambda_runtime" {
+  description = "Runtime and architecture of the functions."
+  value       = "${var.lambda_runtime} (${var.lambda_architecture})"
+
+  precondition {
+    condition     = local.manifest.target.runtime == var.lambda_runtime && local.manifest.target.architecture == var.lambda_architecture
+    error_message = "The package was built for ${local.manifest.target.runtime} on ${local.manifest.target.architecture}, but lambda_runtime/lambda_architecture are ${var.lambda_runtime} on ${var.lambda_architecture}: its compiled modules would not load there. Rebuild it with `make package RUNTIME=${var.lambda_runtime} ARCH=${var.lambda_architecture}`, or change the variables."
+  }
+}
+
+output "emulator_endpoint_url" {
+  description = "The emulator this stack was applied to (null in AWS)."
+  value       = var.emulator_endpoint_url
+}

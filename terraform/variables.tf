@@ -62,6 +62,11 @@ variable "manifest_path" {
     )
     error_message = "The manifest must hold the authorizer function and one function for each of $connect, $default and $disconnect (docs/design-contract.md)."
   }
+
+  validation {
+    condition     = try(jsondecode(file(var.manifest_path)).target.runtime != "", false)
+    error_message = "The manifest names no target runtime: it was written by an older tools/package.py. Run `make package` again."
+  }
 }
 
 variable "package_zip_path" {
@@ -72,6 +77,52 @@ variable "package_zip_path" {
   validation {
     condition     = var.package_zip_path == null || fileexists(coalesce(var.package_zip_path, "-"))
     error_message = "package_zip_path does not exist: run `make package STAGE=<stage>` first."
+  }
+}
+
+variable "lambda_runtime" {
+  description = "Lambda runtime of every function. The package must be built for it (make package RUNTIME=...; the manifest records its target and the plan refuses another)."
+  type        = string
+  default     = "python3.13"
+
+  validation {
+    # Amazon Linux 2023 runtimes only: python3.11 and older run on Amazon Linux 2
+    # (end of life); python3.14 is not accepted by the pinned provider.
+    condition     = contains(["python3.12", "python3.13"], var.lambda_runtime)
+    error_message = "lambda_runtime must be python3.12 or python3.13."
+  }
+}
+
+variable "lambda_architecture" {
+  description = "Instruction set of every function, x86_64 or arm64 (make package ARCH=... must match)."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be x86_64 or arm64."
+  }
+}
+
+variable "role_permissions_boundary_arn" {
+  description = "Permissions boundary of every IAM role this stack creates (the function roles and the optional API Gateway logging role). Required when the deployer runs with terraform/deployer-policy.json, which only creates roles with a boundary."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.role_permissions_boundary_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:policy/.+$", coalesce(var.role_permissions_boundary_arn, "-")))
+    error_message = "role_permissions_boundary_arn must be null or an IAM policy ARN (arn:aws:iam::<account>:policy/<name>)."
+  }
+}
+
+variable "emulator_endpoint_url" {
+  description = "Set only when applying to a local emulator (make deploy-local sets it to the emulator's URL): the user pool's keys are then served by the emulator over http, which is refused otherwise. null for AWS."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.emulator_endpoint_url == null || can(regex("^https?://[^/\\s]+/?$", coalesce(var.emulator_endpoint_url, "-")))
+    error_message = "emulator_endpoint_url must be null or a base URL such as http://127.0.0.1:4566."
   }
 }
 
@@ -340,8 +391,14 @@ variable "supported_languages" {
   }
 }
 
+variable "create_user_pool" {
+  description = "Create a Cognito user pool and app client for speakers (modules/auth) when token_issuer is empty, and wire them into TOKEN_ISSUER, TOKEN_AUDIENCE and JWKS_URL."
+  type        = bool
+  default     = true
+}
+
 variable "token_issuer" {
-  description = "TOKEN_ISSUER: expected iss of speaker tokens, https://cognito-idp.<region>.amazonaws.com/<user pool id>. Empty refuses every speaker token."
+  description = "TOKEN_ISSUER of an existing user pool: expected iss of speaker tokens, https://cognito-idp.<region>.amazonaws.com/<user pool id>. Empty: the pool create_user_pool makes (or, without one, no speaker can connect; refused for prod)."
   type        = string
   default     = ""
 
@@ -352,7 +409,7 @@ variable "token_issuer" {
 }
 
 variable "token_audience" {
-  description = "TOKEN_AUDIENCE: the Cognito app client id (aud of ID tokens, client_id of access tokens)."
+  description = "TOKEN_AUDIENCE with token_issuer: the existing pool's app client id (aud of ID tokens, client_id of access tokens). Required with token_issuer."
   type        = string
   default     = ""
 }
@@ -369,7 +426,7 @@ variable "token_use" {
 }
 
 variable "jwks_url" {
-  description = "JWKS_URL: where signing keys are fetched. Empty: <token_issuer>/.well-known/jwks.json."
+  description = "JWKS_URL: where signing keys are fetched. Empty: <token_issuer>/.well-known/jwks.json. Must be https outside an emulator."
   type        = string
   default     = ""
 
@@ -409,6 +466,28 @@ variable "welcome_delivery_timeout_seconds" {
   validation {
     condition     = var.welcome_delivery_timeout_seconds > 0
     error_message = "welcome_delivery_timeout_seconds must be positive."
+  }
+}
+
+variable "sweep_shards" {
+  description = "SWEEP_SHARDS: partitions of the sweep index; one sweep_shard invocation per shard each minute. Raise it, never lower it (sessions keep their shard)."
+  type        = number
+  default     = 16
+
+  validation {
+    condition     = var.sweep_shards >= 1 && var.sweep_shards <= 1000 && floor(var.sweep_shards) == var.sweep_shards
+    error_message = "sweep_shards must be an integer from 1 to 1000."
+  }
+}
+
+variable "sweep_concurrency" {
+  description = "SWEEP_CONCURRENCY: sessions one sweep_shard invocation checks at once."
+  type        = number
+  default     = 16
+
+  validation {
+    condition     = var.sweep_concurrency >= 1 && floor(var.sweep_concurrency) == var.sweep_concurrency
+    error_message = "sweep_concurrency must be a positive integer."
   }
 }
 

@@ -11,7 +11,7 @@ variables {
   function_names = { websocket_connect = "broadcast-dev-websocket_connect", sweep = "broadcast-dev-sweep" }
   api            = { id = "a1b2c3d4e5", stage_name = "dev" }
   tables = {
-    sessions    = { name = "broadcast-dev-Sessions", global_secondary_indexes = ["status-expiresAt-index"] }
+    sessions    = { name = "broadcast-dev-Sessions", global_secondary_indexes = ["sweep-index"] }
     rate_limits = { name = "broadcast-dev-RateLimits" }
   }
 }
@@ -46,7 +46,7 @@ run "alarms_watch_emitted_metrics" {
       ] if alarm.alarm_name == "broadcast-dev-dynamodb-sessions-read-throttles"
       ])) == toset([
       "ReadThrottleEvents {\"TableName\":\"broadcast-dev-Sessions\"}",
-      "ReadThrottleEvents {\"GlobalSecondaryIndexName\":\"status-expiresAt-index\",\"TableName\":\"broadcast-dev-Sessions\"}",
+      "ReadThrottleEvents {\"GlobalSecondaryIndexName\":\"sweep-index\",\"TableName\":\"broadcast-dev-Sessions\"}",
     ])
     error_message = "Read throttles are summed over the table (TableName) and each index (TableName + GlobalSecondaryIndexName)."
   }

@@ -73,3 +73,16 @@ mock_resource "aws_apigatewayv2_authorizer" {
     id = "auth123"
   }
 }
+
+mock_resource "aws_cognito_user_pool" {
+  defaults = {
+    id  = "us-east-1_AbCdEf123"
+    arn = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123"
+  }
+}
+
+mock_resource "aws_cognito_user_pool_client" {
+  defaults = {
+    id = "1example23456789abcdefghij"
+  }
+}

@@ -87,6 +87,13 @@ run "every_contract_variable_reaches_the_functions" {
 run "empty_settings_leave_the_app_defaults" {
   command = plan
 
+  variables {
+    create_user_pool = false
+  }
+
+  # Allowed outside prod, with a warning: no speaker can connect.
+  expect_failures = [check.speakers_can_sign_in]
+
   assert {
     condition     = length(setintersection(keys(local.environment), ["SUPPORTED_LANGUAGES", "TOKEN_ISSUER", "TOKEN_AUDIENCE", "JWKS_URL"])) == 0
     error_message = "Unset optional settings must not be passed, so the app's own defaults apply."
@@ -141,14 +148,37 @@ run "iam_is_least_privilege" {
   assert {
     condition = alltrue(flatten([
       for name, statements in module.functions.policy_statements : [
-        for statement in statements : toset(statement.Resource) == toset([
-          "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/dev/POST/@connections/*",
-          "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/dev/GET/@connections/*",
-          "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/dev/DELETE/@connections/*",
-        ]) if statement.Sid == "ManageConnections"
+        for statement in statements : [
+          for resource in statement.Resource : can(regex("^arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/dev/(POST|GET|DELETE)/@connections/\\*$", resource))
+        ] if statement.Sid == "ManageConnections"
       ]
     ]))
     error_message = "execute-api:ManageConnections is granted on this API's stage @connections only."
+  }
+
+  assert {
+    condition = jsonencode({
+      for name, statements in module.functions.policy_statements : name => sort(flatten([
+        for statement in statements : [for resource in statement.Resource : regex("/(POST|GET|DELETE)/", resource)[0]] if statement.Sid == "ManageConnections"
+      ])) if name != "authorizer"
+      }) == jsonencode({
+      deliver_welcome      = ["POST"]
+      publish              = ["POST"]
+      sweep                = ["DELETE", "GET", "POST"]
+      websocket_connect    = ["POST"]
+      websocket_disconnect = ["DELETE", "POST"]
+      websocket_message    = ["DELETE", "POST"]
+    })
+    error_message = "@connections GET and DELETE only where the code uses them (GET: the sweep's probe; DELETE: closing sockets)."
+  }
+
+  assert {
+    condition = alltrue([
+      for name, statements in module.functions.policy_statements : alltrue([
+        for statement in statements : !contains(statement.Action, "dynamodb:ConditionCheckItem") && (name == "websocket_connect" || !contains(statement.Action, "dynamodb:PutItem"))
+      ])
+    ])
+    error_message = "No ConditionCheckItem (no transaction uses one); PutItem only for $connect."
   }
 
   assert {
@@ -261,4 +291,119 @@ run "connection_timings_must_be_ordered" {
   }
 
   expect_failures = [output.websocket_url]
+}
+
+run "a_user_pool_is_created_and_wired_by_default" {
+  command = plan
+
+  assert {
+    condition     = length(module.auth) == 1 && local.environment.TOKEN_ISSUER == "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf123" && local.environment.TOKEN_AUDIENCE == "1example23456789abcdefghij"
+    error_message = "Without token_issuer, the stack's own user pool issues speaker tokens: TOKEN_ISSUER and TOKEN_AUDIENCE name it."
+  }
+
+  assert {
+    condition     = !contains(keys(local.environment), "JWKS_URL")
+    error_message = "In AWS the keys are at <issuer>/.well-known/jwks.json: JWKS_URL is left to the app's default."
+  }
+
+  assert {
+    condition     = contains(module.auth[0].client_flows, "ALLOW_USER_SRP_AUTH") && contains(module.auth[0].client_flows, "ALLOW_USER_PASSWORD_AUTH") && contains(module.auth[0].client_flows, "ALLOW_REFRESH_TOKEN_AUTH") && !module.auth[0].client_has_secret
+    error_message = "A public app client (no secret) with SRP, USER_PASSWORD and refresh flows."
+  }
+}
+
+run "an_emulated_pool_serves_its_keys_from_the_emulator" {
+  command = plan
+
+  variables {
+    emulator_endpoint_url = "http://127.0.0.1:4566"
+  }
+
+  assert {
+    condition     = local.environment.JWKS_URL == "http://127.0.0.1:4566/us-east-1_AbCdEf123/.well-known/jwks.json"
+    error_message = "moto serves a pool's keys at <endpoint>/<pool id>/.well-known/jwks.json."
+  }
+}
+
+run "an_existing_pool_is_used_as_given" {
+  command = plan
+
+  variables {
+    token_issuer   = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Existing"
+    token_audience = "existingclient"
+  }
+
+  assert {
+    condition     = length(module.auth) == 0 && local.environment.TOKEN_ISSUER == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Existing"
+    error_message = "With token_issuer no pool is created."
+  }
+}
+
+run "an_issuer_without_audience_is_refused" {
+  command = plan
+
+  variables {
+    token_issuer = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Existing"
+  }
+
+  expect_failures = [output.token_issuer]
+}
+
+run "a_plain_http_jwks_url_is_refused_outside_an_emulator" {
+  command = plan
+
+  variables {
+    jwks_url = "http://keys.example.com/jwks.json"
+  }
+
+  expect_failures = [output.token_issuer]
+}
+
+run "prod_without_cognito_is_refused" {
+  command = plan
+
+  variables {
+    stage            = "prod"
+    create_user_pool = false
+  }
+
+  expect_failures = [output.token_issuer, check.speakers_can_sign_in]
+}
+
+run "a_package_for_another_runtime_is_refused" {
+  command = plan
+
+  variables {
+    lambda_runtime = "python3.12"
+  }
+
+  expect_failures = [output.lambda_runtime]
+}
+
+run "runtime_and_architecture_reach_every_function" {
+  command = plan
+
+  assert {
+    condition     = alltrue([for fn in module.functions.function_runtimes : fn == "python3.13 x86_64"])
+    error_message = "Every function runs the chosen runtime and architecture (python3.13, x86_64 by default)."
+  }
+
+  assert {
+    condition     = jsonencode(module.functions.event_invoke_configs) == jsonencode({ for name in ["deliver_welcome", "sweep"] : name => { maximum_event_age_in_seconds = 60, maximum_retry_attempts = 0 } })
+    error_message = "The asynchronously invoked functions get no retries and a 60 s maximum event age."
+  }
+}
+
+run "roles_get_the_permissions_boundary" {
+  command = plan
+
+  variables {
+    role_permissions_boundary_arn = "arn:aws:iam::123456789012:policy/broadcast-permissions-boundary"
+    manage_api_gateway_account    = true
+  }
+
+  assert {
+    condition     = alltrue([for arn in values(module.functions.role_permissions_boundaries) : arn == "arn:aws:iam::123456789012:policy/broadcast-permissions-boundary"]) && aws_iam_role.api_gateway_cloudwatch[0].permissions_boundary == "arn:aws:iam::123456789012:policy/broadcast-permissions-boundary"
+    error_message = "Every role the stack creates carries the permissions boundary."
+  }
 }

@@ -37,22 +37,23 @@ run "schema_matches_the_app" {
 
   assert {
     condition = (
-      one(aws_dynamodb_table.this["sessions"].global_secondary_index[*].name) == "status-expiresAt-index" &&
-      one(aws_dynamodb_table.this["sessions"].global_secondary_index[*].hash_key) == "status" &&
+      one(aws_dynamodb_table.this["sessions"].global_secondary_index[*].name) == "sweep-index" &&
+      one(aws_dynamodb_table.this["sessions"].global_secondary_index[*].hash_key) == "sweepShard" &&
       one(aws_dynamodb_table.this["sessions"].global_secondary_index[*].range_key) == "expiresAt" &&
-      one(aws_dynamodb_table.this["sessions"].global_secondary_index[*].projection_type) == "ALL"
+      one(aws_dynamodb_table.this["sessions"].global_secondary_index[*].projection_type) == "INCLUDE" &&
+      toset(one(aws_dynamodb_table.this["sessions"].global_secondary_index[*].non_key_attributes)) == toset(["status", "speakerConnectionId", "speakerDisconnectedAt", "endedReason"])
     )
-    error_message = "Sessions has status-expiresAt-index: status / expiresAt, projection ALL."
+    error_message = "Sessions has sweep-index: sweepShard / expiresAt, projecting only what the sweep decides on."
   }
 
   assert {
     condition = (
-      one(aws_dynamodb_table.this["connections"].global_secondary_index[*].name) == "sessionId-targetLanguage-index" &&
+      one(aws_dynamodb_table.this["connections"].global_secondary_index[*].name) == "session-members-index" &&
       one(aws_dynamodb_table.this["connections"].global_secondary_index[*].hash_key) == "sessionId" &&
-      one(aws_dynamodb_table.this["connections"].global_secondary_index[*].range_key) == "targetLanguage" &&
+      one(aws_dynamodb_table.this["connections"].global_secondary_index[*].range_key) == "member" &&
       one(aws_dynamodb_table.this["connections"].global_secondary_index[*].projection_type) == "ALL"
     )
-    error_message = "Connections has sessionId-targetLanguage-index: sessionId / targetLanguage, projection ALL."
+    error_message = "Connections has session-members-index: sessionId / member, projection ALL."
   }
 
   assert {
@@ -71,7 +72,7 @@ run "schema_matches_the_app" {
   }
 
   assert {
-    condition     = output.index_arns.connections["sessionId-targetLanguage-index"] == "${aws_dynamodb_table.this["connections"].arn}/index/sessionId-targetLanguage-index"
+    condition     = output.index_arns.connections["session-members-index"] == "${aws_dynamodb_table.this["connections"].arn}/index/session-members-index"
     error_message = "Index ARNs (granted to the functions that query them) are <table arn>/index/<name>."
   }
 

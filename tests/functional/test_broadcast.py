@@ -105,6 +105,18 @@ class TestPublish:
 
 
 class TestControls:
+    def test_a_listener_a_control_finds_gone_is_removed_and_uncounted(self, gateway, audience, store):
+        """A listener whose socket vanished without $disconnect, found by a control's
+        fan-out (410), loses its row and its place, and the speaker is told it left."""
+        speaker_cid, session_id, listeners = audience
+        gone = listeners["de"][0]
+        gateway.runtime.clock.advance(11)  # past the "may still be connecting" window
+        gateway.vanish(gone)
+        gateway.send(speaker_cid, {"action": "pauseBroadcast"})
+        assert store.get_connection(gone) is None
+        assert store.get_session(session_id).listener_count == 8
+        assert gateway.received(speaker_cid, "listenerPresence")[-1]["left"] == "de"
+
     @pytest.mark.parametrize(
         "action,listener_type,field,value",
         [

@@ -149,6 +149,17 @@ class TestOrphansAndExpiry:
         assert store.get_session(session_id).status == "ended"
         assert store.get_connection(speaker_cid) is None
 
+    def test_a_session_whose_speaker_row_is_gone_is_ended(self, gateway, speaker, store, dynamodb, config):
+        """A session still active though its speaker's row is gone (a $disconnect that
+        failed after deleting it, say) is ended by the next sweep."""
+        speaker_cid, session_id = speaker
+        _, _, cid = join(gateway, session_id)
+        dynamodb.delete_item(TableName=config.connections_table,
+                             Key={"connectionId": {"S": speaker_cid}})
+        gateway.sweep()
+        assert store.get_session(session_id).status == "ended"
+        assert gateway.received(cid, "sessionEnded")[0]["reason"] == "speakerDisconnected"
+
     def test_speaker_still_connecting_is_not_an_orphan(self, gateway, store, issuer):
         """A sweep during the speaker's $connect (410 from the gateway) ends nothing."""
         status, _, cid = gateway.connect(

@@ -1,20 +1,20 @@
 """A real ``terraform apply`` of the root module against an embedded moto server,
 checked through boto3, then a second plan that must show no changes, then
 ``terraform destroy``. moto cannot run Lambda code (no Docker): this proves the
-resources apply and are wired, not that the functions run.
+resources apply and are wired; test_run_deployed.py runs the functions.
 
-The tests of this module share one applied stack and run in file order.
+The tests of this module share the session's applied stack (conftest.py) and
+run in file order; the last one destroys it, so this module runs after every
+other user of the stack (pytest takes tests/terraform's files in name order).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 
-import boto3
 import pytest
 
-from tests.terraform.tfsupport import REGION, free_port
+from tests.terraform.tfsupport import REGION
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
@@ -42,63 +42,9 @@ OPTIONAL_ENVIRONMENT = {"SUPPORTED_LANGUAGES", "TOKEN_ISSUER", "TOKEN_AUDIENCE",
 CONTRACT_ENVIRONMENT = _variables_the_app_reads() - OPTIONAL_ENVIRONMENT
 
 
-class Stack:
-    """The root module applied to one moto server."""
-
-    def __init__(self, terraform, tree, package, endpoint):
-        self.terraform, self.tree, self.package, self.endpoint = terraform, tree, package, endpoint
-        self.env = {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-        }
-        self.vars = [
-            "-var=stage=dev",
-            f"-var=aws_region={REGION}",
-            f"-var=manifest_path={package.manifest}",
-            f"-var=package_zip_path={package.zip}",
-            "-var=aws_max_retries=1",  # moto: fail fast instead of retrying for minutes
-            "-var=alarm_email=oncall@example.com",
-        ]
-        self.outputs: dict = {}
-        self.destroyed = False
-
-    def tf(self, *args, check=True, timeout=240):
-        return self.terraform.run(self.tree, *args, "-no-color", "-input=false", *self.vars,
-                                  env=self.env, check=check, timeout=timeout)
-
-    def client(self, service):
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id="test", aws_secret_access_key="test")
-
-
 @pytest.fixture(scope="module")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call otherwise
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def stack(terraform, tf_tree, package, moto_endpoint):
-    stack = Stack(terraform, tf_tree, package, moto_endpoint)
-    stack.tf("apply", "-auto-approve", timeout=280)
-    raw = terraform.run(tf_tree, "output", "-json", env=stack.env).stdout
-    stack.outputs = {name: value["value"] for name, value in json.loads(raw).items()}
-    yield stack
-    if not stack.destroyed:  # a failed test left it up: clean the state dir anyway
-        stack.tf("destroy", "-auto-approve", check=False)
-    for leftover in ("terraform.tfstate", "terraform.tfstate.backup"):
-        (tf_tree / leftover).unlink(missing_ok=True)
+def stack(applied_stack):
+    return applied_stack
 
 
 class TestAppliedStack:
@@ -118,8 +64,8 @@ class TestAppliedStack:
         """Each table exists on demand with the app's keys, GSI and TTL attribute."""
         ddb = stack.client("dynamodb")
         expected = {
-            "broadcast-dev-Sessions": ("sessionId", {"status-expiresAt-index": ("status", "expiresAt")}, "expiresAt"),
-            "broadcast-dev-Connections": ("connectionId", {"sessionId-targetLanguage-index": ("sessionId", "targetLanguage")}, "ttl"),
+            "broadcast-dev-Sessions": ("sessionId", {"sweep-index": ("sweepShard", "expiresAt")}, "expiresAt"),
+            "broadcast-dev-Connections": ("connectionId", {"session-members-index": ("sessionId", "member")}, "ttl"),
             "broadcast-dev-RateLimits": ("limitKey", {}, "expiresAt"),
         }
         for name, (hash_key, indexes, ttl) in expected.items():
@@ -131,7 +77,13 @@ class TestAppliedStack:
                 for gsi in table.get("GlobalSecondaryIndexes", [])
             }
             assert found == indexes
-            assert all(g["Projection"]["ProjectionType"] == "ALL" for g in table.get("GlobalSecondaryIndexes", []))
+            from chalicelib.state.schema import table_definitions
+            from chalicelib.config import Config
+
+            local = next(d for d in table_definitions(Config()).values()
+                         if name.endswith(d["TableName"]))
+            assert {g["IndexName"]: g["Projection"] for g in table.get("GlobalSecondaryIndexes", [])} == \
+                {g["IndexName"]: g["Projection"] for g in local.get("GlobalSecondaryIndexes", [])}
             description = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
             assert (description["TimeToLiveStatus"], description["AttributeName"]) == ("ENABLED", ttl)
 

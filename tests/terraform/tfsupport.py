@@ -19,6 +19,27 @@ DEFAULT_PLUGIN_DIRS = ("/opt/tf-plugins",)
 # terraform test's override_during (mocked computed values at plan time) came in 1.11.
 MIN_TEST_VERSION = (1, 11)
 REGION = "us-east-1"
+# The target every packaging test builds for (tools/package.py's default), from
+# the wheelhouse `make test` fills before running pytest (tests never download).
+TARGET_RUNTIME, TARGET_ARCH = "python3.13", "x86_64"
+WHEELHOUSE = ROOT / "build" / "wheelhouse" / f"{TARGET_RUNTIME}-{TARGET_ARCH}"
+
+
+def package_command(out_dir: Path, *extra: str, wheelhouse: Path = WHEELHOUSE) -> list:
+    """tools/package.py for the test target, offline, from ``wheelhouse``."""
+    import sys
+
+    return [sys.executable, str(ROOT / "tools" / "package.py"), "--stage", "dev",
+            "--project-dir", str(ROOT), "--out-dir", str(out_dir), "--offline",
+            "--runtime", TARGET_RUNTIME, "--arch", TARGET_ARCH, "--wheelhouse", str(wheelhouse),
+            *extra]
+
+
+def require_wheelhouse() -> None:
+    """Skip, saying how to fix it, when the target's wheels were never downloaded."""
+    if not any(WHEELHOUSE.glob("*.whl")):
+        pytest.skip(f"no wheels for {TARGET_RUNTIME}/{TARGET_ARCH} in {WHEELHOUSE}: "
+                    f"`make wheelhouse` downloads them (make test does it first)")
 
 
 @dataclass

@@ -5,12 +5,14 @@ locals {
 
   scheduled = { for name, fn in var.functions : name => fn if fn.schedule != null }
 
-  # ${execution_arn}/${stage}/${method}/@connections/* for the three verbs the app uses:
-  # POST sends, GET reads connection info, DELETE closes the socket.
-  manage_connections_arns = var.connections_api == null ? [] : [
-    for method in ["POST", "GET", "DELETE"] :
-    "${var.connections_api.execution_arn}/${var.connections_api.stage_name}/${method}/@connections/*"
-  ]
+  # ${execution_arn}/${stage}/${verb}/@connections/*: POST sends, GET reads
+  # connection info, DELETE closes the socket; each function gets only the verbs it uses.
+  manage_connections_arns = {
+    for name, grant in var.permissions : name => [
+      for verb in grant.manage_connections :
+      "${var.connections_api.execution_arn}/${var.connections_api.stage_name}/${verb}/@connections/*"
+    ] if var.connections_api != null
+  }
 
   unknown_permissions = setsubtract(keys(var.functions), keys(var.permissions))
 }
@@ -69,11 +71,11 @@ locals {
           Resource = grant.resources
         }
       ],
-      try(var.permissions[name].manage_connections, false) ? [{
+      length(try(local.manage_connections_arns[name], [])) > 0 ? [{
         Sid      = "ManageConnections"
         Effect   = "Allow"
         Action   = ["execute-api:ManageConnections"]
-        Resource = local.manage_connections_arns
+        Resource = local.manage_connections_arns[name]
       }] : [],
       length(try(var.permissions[name].invoke_functions, [])) > 0 ? [{
         Sid      = "InvokeFunctions"
@@ -113,8 +115,8 @@ resource "aws_lambda_function" "this" {
   description      = "${each.value.handler} (${each.value.trigger})"
   role             = aws_iam_role.this[each.key].arn
   handler          = each.value.handler
-  runtime          = each.value.runtime
-  architectures    = each.value.architectures
+  runtime          = var.runtime
+  architectures    = [var.architecture]
   memory_size      = coalesce(each.value.memory_size, var.default_memory_size)
   timeout          = coalesce(each.value.timeout, var.default_timeout)
   filename         = var.package_zip_path
@@ -141,6 +143,18 @@ resource "aws_lambda_function" "this" {
       error_message = "Function ${each.key} may invoke a function that is not in the manifest."
     }
   }
+}
+
+################################################################################
+# Asynchronous invocation (Lambda's event queue): retries and maximum age
+################################################################################
+
+resource "aws_lambda_function_event_invoke_config" "this" {
+  for_each = var.asynchronous_invocation
+
+  function_name                = aws_lambda_function.this[each.key].function_name
+  maximum_retry_attempts       = each.value.maximum_retry_attempts
+  maximum_event_age_in_seconds = each.value.maximum_event_age_in_seconds
 }
 
 ################################################################################

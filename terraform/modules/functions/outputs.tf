@@ -37,3 +37,28 @@ output "schedule_rule_arns" {
   description = "EventBridge rule ARN of each scheduled function, by Chalice function name."
   value       = { for name, rule in aws_cloudwatch_event_rule.this : name => rule.arn }
 }
+
+output "event_invoke_configs" {
+  description = "Retries and maximum event age of each asynchronously invoked function, by Chalice name."
+  value = {
+    for name, config in aws_lambda_function_event_invoke_config.this : name => {
+      maximum_retry_attempts       = config.maximum_retry_attempts
+      maximum_event_age_in_seconds = config.maximum_event_age_in_seconds
+    }
+  }
+}
+
+output "function_timeouts" {
+  description = "Timeout (seconds) of each function, by Chalice name."
+  value       = { for name, fn in aws_lambda_function.this : name => fn.timeout }
+}
+
+output "function_runtimes" {
+  description = "\"<runtime> <architecture>\" of each function, by Chalice name."
+  value       = { for name, fn in aws_lambda_function.this : name => "${fn.runtime} ${join(",", fn.architectures)}" }
+}
+
+output "role_permissions_boundaries" {
+  description = "Permissions boundary of each function role, by Chalice name (null without one)."
+  value       = { for name, role in aws_iam_role.this : name => role.permissions_boundary }
+}

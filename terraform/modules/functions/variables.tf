@@ -49,6 +49,46 @@ variable "package_zip_path" {
   }
 }
 
+variable "runtime" {
+  description = "Lambda runtime of every function; the manifest's functions must have been packaged for it."
+  type        = string
+  default     = "python3.13"
+
+  validation {
+    condition     = contains(["python3.12", "python3.13"], var.runtime)
+    error_message = "runtime must be python3.12 or python3.13 (Amazon Linux 2023 runtimes)."
+  }
+}
+
+variable "architecture" {
+  description = "Instruction set of every function (x86_64 or arm64); the package must have been built for it."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be x86_64 or arm64."
+  }
+}
+
+variable "asynchronous_invocation" {
+  description = "Event invoke config of functions invoked asynchronously, by Chalice name: retries (0-2) and maximum event age (60-21600 s) of Lambda's event queue."
+  type = map(object({
+    maximum_retry_attempts       = number
+    maximum_event_age_in_seconds = number
+  }))
+  default = {}
+
+  validation {
+    condition = alltrue([
+      for config in values(var.asynchronous_invocation) :
+      config.maximum_retry_attempts >= 0 && config.maximum_retry_attempts <= 2 &&
+      config.maximum_event_age_in_seconds >= 60 && config.maximum_event_age_in_seconds <= 21600
+    ])
+    error_message = "maximum_retry_attempts must be 0 to 2 and maximum_event_age_in_seconds 60 to 21600 (Lambda's limits)."
+  }
+}
+
 variable "environment" {
   description = "Environment variables given to every function (every function reads the same Config). Overrides the manifest's."
   type        = map(string)
@@ -59,8 +99,8 @@ variable "permissions" {
   description = <<-EOT
     What each function may do besides writing its own logs, by Chalice function name. Every function in
     the manifest needs an entry (an empty object grants logs only). dynamodb: actions without the
-    "dynamodb:" prefix on table or index ARNs; manage_connections: execute-api:ManageConnections on the
-    POST/GET/DELETE @connections of connections_api; invoke_functions: Chalice names of functions in this
+    "dynamodb:" prefix on table or index ARNs; manage_connections: the @connections verbs (POST, GET,
+    DELETE) it may call on connections_api's stage (execute-api:ManageConnections); invoke_functions: Chalice names of functions in this
     module it may invoke; kinesis_put_record_stream_arns: streams it may kinesis:PutRecord to.
   EOT
   type = map(object({
@@ -68,10 +108,15 @@ variable "permissions" {
       actions   = list(string)
       resources = list(string)
     })), [])
-    manage_connections             = optional(bool, false)
+    manage_connections             = optional(list(string), [])
     invoke_functions               = optional(list(string), [])
     kinesis_put_record_stream_arns = optional(list(string), [])
   }))
+
+  validation {
+    condition     = alltrue([for p in values(var.permissions) : alltrue([for verb in p.manage_connections : contains(["POST", "GET", "DELETE"], verb)])])
+    error_message = "manage_connections verbs are POST, GET and DELETE."
+  }
 
   validation {
     condition = alltrue(flatten([
@@ -147,7 +192,7 @@ variable "schedules_enabled" {
 }
 
 variable "role_permissions_boundary_arn" {
-  description = "Permissions boundary attached to every function role, if your organisation requires one."
+  description = "Permissions boundary attached to every function role (required by terraform/deployer-policy.json)."
   type        = string
   default     = null
 }

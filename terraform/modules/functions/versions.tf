@@ -4,7 +4,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.0, < 6.0"
+      version = ">= 5.76.0, < 6.0" # python3.13 runtime; event rule `state` (5.27.0): see ../../versions.tf
     }
   }
 }

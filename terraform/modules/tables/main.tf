@@ -10,18 +10,31 @@ locals {
     sessions = {
       hash_key      = "sessionId"
       ttl_attribute = "expiresAt"
-      attributes    = { sessionId = "S", status = "S", expiresAt = "N" }
+      attributes    = { sessionId = "S", sweepShard = "N", expiresAt = "N" }
       global_secondary_indexes = {
-        "status-expiresAt-index" = { hash_key = "status", range_key = "expiresAt" }
+        # Sparse (only sessions being swept carry sweepShard), sharded, and projecting
+        # only what the sweep decides on: most writes to a session touch no index.
+        "sweep-index" = {
+          hash_key           = "sweepShard"
+          range_key          = "expiresAt"
+          projection_type    = "INCLUDE"
+          non_key_attributes = ["status", "speakerConnectionId", "speakerDisconnectedAt", "endedReason"]
+        }
       }
     }
     connections = {
       hash_key      = "connectionId"
       ttl_attribute = "ttl"
-      attributes    = { connectionId = "S", sessionId = "S", targetLanguage = "S" }
+      attributes    = { connectionId = "S", sessionId = "S", member = "S" }
       global_secondary_indexes = {
-        # Sparse: speaker rows have no targetLanguage, so it holds listeners only.
-        "sessionId-targetLanguage-index" = { hash_key = "sessionId", range_key = "targetLanguage" }
+        # Every connection of a session: listeners under their language, speakers
+        # under "~speaker" (after every language code).
+        "session-members-index" = {
+          hash_key           = "sessionId"
+          range_key          = "member"
+          projection_type    = "ALL"
+          non_key_attributes = null
+        }
       }
     }
     rate_limits = {
@@ -59,10 +72,11 @@ resource "aws_dynamodb_table" "this" {
     for_each = each.value.global_secondary_indexes
 
     content {
-      name            = global_secondary_index.key
-      hash_key        = global_secondary_index.value.hash_key
-      range_key       = global_secondary_index.value.range_key
-      projection_type = "ALL"
+      name               = global_secondary_index.key
+      hash_key           = global_secondary_index.value.hash_key
+      range_key          = global_secondary_index.value.range_key
+      projection_type    = global_secondary_index.value.projection_type
+      non_key_attributes = global_secondary_index.value.non_key_attributes
     }
   }
 
