@@ -5,12 +5,15 @@ Configuration is read and validated here, once, at cold start.
 
 Where is a message handled? ``$default`` goes to ``chalicelib/router.py``, whose
 action table names the handler of every action.
+
+Every Lambda function imports this module, so it imports only what all of them
+need; each handler imports its own part of chalicelib on first call (a cold start
+of the authorizer never loads the store, one of ``deliver_welcome`` never loads
+the router).
 """
 
 from chalice import Chalice
 
-from chalicelib.admission import ConnectRequest, Welcome
-from chalicelib.auth.authorizer import authorize
 from chalicelib.runtime import Runtime
 from chalicelib.wire.events import (
     authorizer_refusal,
@@ -31,11 +34,15 @@ app.log.setLevel(runtime.config.log_level)
 @app.lambda_function(name="authorizer")
 def authorizer(event, context):
     """REQUEST authorizer for $connect (API Gateway passes no identity sources)."""
+    from chalicelib.auth.authorizer import authorize
+
     return authorize(event, runtime.verifier)
 
 
 @app.on_ws_connect()
 def on_ws_connect(event):
+    from chalicelib.admission import ConnectRequest
+
     raw = event.to_dict()
     try:
         runtime.admission.connect(
@@ -56,6 +63,8 @@ def on_ws_connect(event):
 @app.lambda_function(name="deliver_welcome")
 def deliver_welcome(event, context):
     """Invoked asynchronously by $connect: sends the connection's first message."""
+    from chalicelib.admission import Welcome
+
     return {"delivered": runtime.admission.deliver_welcome(Welcome.from_payload(event))}
 
 

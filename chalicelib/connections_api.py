@@ -1,4 +1,4 @@
-"""The API Gateway ``@connections`` management API: send, close, inspect.
+"""The API Gateway ``@connections`` management API: send and close.
 
 A 410 GoneException is an expected outcome (the client left) and is returned as
 ``False``, never raised; it is recognised by error code *or* by status, because a
@@ -62,10 +62,6 @@ class ConnectionsApi:
             return False
         self.close(connection_id)
         return True
-
-    def exists(self, connection_id: str) -> bool:
-        """Whether the gateway still holds this socket (GET @connections/{id})."""
-        return self._call("get_connection", connection_id)
 
     def close(self, connection_id: str) -> bool:
         """Close the socket (the client sees 1000; ``$disconnect`` follows).

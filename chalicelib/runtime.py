@@ -36,13 +36,13 @@ class Runtime:
     def store(self):
         from chalicelib.state.store import Store
 
-        return Store(self.clients.dynamodb(), self.config)
+        return Store(self.clients.dynamodb, self.config)  # the client on first use
 
     @cached_property
     def rate_limiter(self):
         from chalicelib.state.rate_limits import RateLimiter
 
-        return RateLimiter(self.clients.dynamodb(), self.config.rate_limits_table, self.clock)
+        return RateLimiter(self.clients.dynamodb, self.config.rate_limits_table, self.clock)
 
     def connections_api(self, endpoint: str) -> ConnectionsApi:
         return ConnectionsApi(self.clients.management(endpoint))

@@ -131,11 +131,19 @@ def condition_check(table: str, key: dict, condition: str, *, names=None, values
 
 
 class Dynamo:
-    """One DynamoDB client, used through plain values."""
+    """One DynamoDB client, used through plain values. ``client`` may be a function
+    that makes it: it is then made on first use (a cold start that never needs
+    DynamoDB never pays for the client)."""
 
     def __init__(self, client, sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
         self._sleep = sleep
+
+    @property
+    def client(self):
+        if callable(self._client):
+            self._client = self._client()
+        return self._client
 
     def call(self, operation: str, **kwargs) -> dict:
         """Run one client call. Condition failures raise :class:`ConditionFailed` or
@@ -145,7 +153,7 @@ class Dynamo:
 
         for attempt in range(_CONFLICT_RETRIES + 1):
             try:
-                return getattr(self._client, operation)(**kwargs)
+                return getattr(self.client, operation)(**kwargs)
             except ClientError as exc:
                 if attempt < _CONFLICT_RETRIES and _is_conflict(exc):
                     self._sleep(random.uniform(0, 0.02 * 2**attempt))

@@ -63,7 +63,7 @@ run "every_contract_variable_reaches_the_functions" {
       "TOKEN_USE", "JWKS_URL", "JWKS_REFETCH_COOLDOWN_SECONDS", "MANAGEMENT_API_URL",
       "WELCOME_FUNCTION_NAME", "WELCOME_DELIVERY_TIMEOUT_SECONDS", "AUDIO_SINK", "AUDIO_STREAM_NAME",
       "PUBLISH_CONCURRENCY", "RATE_LIMIT_CONNECTS_PER_MINUTE", "RATE_LIMIT_SESSIONS_PER_HOUR", "LOG_LEVEL",
-      "PRIVACY_KEY",
+      "PRIVACY_KEY", "SWEEP_FUNCTION_NAME", "SWEEP_SHARDS", "SWEEP_CONCURRENCY",
     ])
     error_message = "The functions' environment must hold exactly the contract's variables."
   }
@@ -140,9 +140,9 @@ run "iam_is_least_privilege" {
   assert {
     condition = alltrue([
       for name, statements in module.functions.policy_statements :
-      (name == "authorizer") == (length([for s in statements : s if s.Sid == "ManageConnections"]) == 0)
+      contains(["authorizer", "sweep"], name) == (length([for s in statements : s if s.Sid == "ManageConnections"]) == 0)
     ])
-    error_message = "Every function but the authorizer may manage connections; the authorizer may not."
+    error_message = "Every function but the authorizer and the sweep's coordinator may manage connections; those two may not."
   }
 
   assert {
@@ -160,16 +160,16 @@ run "iam_is_least_privilege" {
     condition = jsonencode({
       for name, statements in module.functions.policy_statements : name => sort(flatten([
         for statement in statements : [for resource in statement.Resource : regex("/(POST|GET|DELETE)/", resource)[0]] if statement.Sid == "ManageConnections"
-      ])) if name != "authorizer"
+      ])) if !contains(["authorizer", "sweep"], name)
       }) == jsonencode({
       deliver_welcome      = ["POST"]
       publish              = ["POST"]
-      sweep                = ["DELETE", "GET", "POST"]
+      sweep_shard          = ["DELETE", "POST"]
       websocket_connect    = ["POST"]
       websocket_disconnect = ["DELETE", "POST"]
       websocket_message    = ["DELETE", "POST"]
     })
-    error_message = "@connections GET and DELETE only where the code uses them (GET: the sweep's probe; DELETE: closing sockets)."
+    error_message = "@connections DELETE only where the code closes sockets; GET nowhere (the sweep judges speakers by their silence)."
   }
 
   assert {
@@ -184,9 +184,9 @@ run "iam_is_least_privilege" {
   assert {
     condition = alltrue([
       for name, statements in module.functions.policy_statements :
-      (name == "websocket_connect") == (length([for s in statements : s if contains(s.Action, "lambda:InvokeFunction")]) == 1)
+      contains(["websocket_connect", "sweep"], name) == (length([for s in statements : s if contains(s.Action, "lambda:InvokeFunction")]) == 1)
     ])
-    error_message = "Only websocket_connect may invoke a function (deliver_welcome)."
+    error_message = "Only websocket_connect (deliver_welcome) and the sweep (sweep_shard) may invoke a function."
   }
 
   assert {
@@ -389,7 +389,7 @@ run "runtime_and_architecture_reach_every_function" {
   }
 
   assert {
-    condition     = jsonencode(module.functions.event_invoke_configs) == jsonencode({ for name in ["deliver_welcome", "sweep"] : name => { maximum_event_age_in_seconds = 60, maximum_retry_attempts = 0 } })
+    condition     = jsonencode(module.functions.event_invoke_configs) == jsonencode({ for name in ["deliver_welcome", "sweep", "sweep_shard"] : name => { maximum_event_age_in_seconds = 60, maximum_retry_attempts = 0 } })
     error_message = "The asynchronously invoked functions get no retries and a 60 s maximum event age."
   }
 }

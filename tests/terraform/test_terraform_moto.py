@@ -82,8 +82,8 @@ class TestAppliedStack:
 
             local = next(d for d in table_definitions(Config()).values()
                          if name.endswith(d["TableName"]))
-            assert {g["IndexName"]: g["Projection"] for g in table.get("GlobalSecondaryIndexes", [])} == \
-                {g["IndexName"]: g["Projection"] for g in local.get("GlobalSecondaryIndexes", [])}
+            assert {g["IndexName"]: _projection(g["Projection"]) for g in table.get("GlobalSecondaryIndexes", [])} == \
+                {g["IndexName"]: _projection(g["Projection"]) for g in local.get("GlobalSecondaryIndexes", [])}
             description = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
             assert (description["TimeToLiveStatus"], description["AttributeName"]) == ("ENABLED", ttl)
 
@@ -238,6 +238,14 @@ class TestSecondPlanAndDestroy:
                     if f["FunctionName"].startswith("broadcast-dev-")]
 
 
+def _projection(projection):
+    """A GSI projection, its attributes as the set they are (AWS returns them in any order)."""
+    shape = dict(projection)
+    if "NonKeyAttributes" in shape:
+        shape["NonKeyAttributes"] = sorted(shape["NonKeyAttributes"])
+    return shape
+
+
 def _shape(ddb, name):
     """What matters of a table's schema, without its name: keys, attributes, indexes, TTL."""
     table = ddb.describe_table(TableName=name)["Table"]
@@ -247,7 +255,7 @@ def _shape(ddb, name):
         "AttributeDefinitions": sorted(table["AttributeDefinitions"], key=lambda a: a["AttributeName"]),
         "BillingMode": table.get("BillingModeSummary", {}).get("BillingMode"),
         "GlobalSecondaryIndexes": sorted(
-            ({"IndexName": g["IndexName"], "KeySchema": g["KeySchema"], "Projection": g["Projection"]}
+            ({"IndexName": g["IndexName"], "KeySchema": g["KeySchema"], "Projection": _projection(g["Projection"])}
              for g in table.get("GlobalSecondaryIndexes", [])),
             key=lambda g: g["IndexName"],
         ),
@@ -262,7 +270,7 @@ def _definition_shape(definition):
         "AttributeDefinitions": sorted(definition["AttributeDefinitions"], key=lambda a: a["AttributeName"]),
         "BillingMode": definition.get("BillingMode"),
         "GlobalSecondaryIndexes": sorted(
-            ({"IndexName": g["IndexName"], "KeySchema": g["KeySchema"], "Projection": g["Projection"]}
+            ({"IndexName": g["IndexName"], "KeySchema": g["KeySchema"], "Projection": _projection(g["Projection"])}
              for g in definition.get("GlobalSecondaryIndexes", [])),
             key=lambda g: g["IndexName"],
         ),
