@@ -53,6 +53,7 @@ _DEFAULT_REASONS = {
     1001: "Going away",
     1005: "Client-side close frame status not set",
     1006: "Connection was closed abnormally",
+    1007: "Invalid frame payload data",
     1009: "Message too big",
 }
 
@@ -236,10 +237,20 @@ class Connection:
                 payload = b"".join(self._fragments)
                 opcode, self._fragments, self._fragment_opcode = self._fragment_opcode, [], None
                 self.last_active_at = now
-                if opcode is Opcode.TEXT:
-                    messages.append(Message(payload.decode("utf-8")))
-                else:
+                if opcode is not Opcode.TEXT:
                     messages.append(Message(payload))
+                    continue
+                try:
+                    messages.append(Message(payload.decode("utf-8")))
+                except UnicodeDecodeError:
+                    # RFC 6455 section 8.1: a text message that is not valid UTF-8
+                    # makes the endpoint _Fail the WebSocket Connection_, with
+                    # close code 1007 (section 7.4.1: "data within a message that
+                    # was not consistent with the type of the message"). Nothing
+                    # after it is processed (section 7.1.7). It used to escape as
+                    # an exception and abort the TCP connection (1006).
+                    self._ws.fail(CloseCode.INVALID_DATA, _DEFAULT_REASONS[1007])
+                    break
         if self._ws.state is WsState.CLOSING and self.state is State.OPEN:
             self.state = State.CLOSING
         if self._ws.state is WsState.CLOSED:
