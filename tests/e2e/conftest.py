@@ -30,9 +30,10 @@ _STACK_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOI
 class StackProcess:
     """``python -m local_stack run`` as a child process."""
 
-    def __init__(self, state_dir: Path, log_path: Path, **env):
+    def __init__(self, state_dir: Path, log_path: Path, command=None, **env):
         self.state_dir = Path(state_dir)
         self.log_path = log_path
+        self.command = command or [sys.executable, "-m", "local_stack", "run"]
         self.env = {k: v for k, v in os.environ.items() if k not in _STACK_VARIABLES}
         self.env.update({"PORT": "0", "MOTO_PORT": "0", "LOCAL_STATE_DIR": str(self.state_dir),
                          "PYTHONUNBUFFERED": "1"})
@@ -44,7 +45,7 @@ class StackProcess:
     def start(self, timeout: float = 60) -> "StackProcess":
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "local_stack", "run"], cwd=ROOT, env=self.env,
+            self.command, cwd=ROOT, env=self.env,
             stdout=subprocess.PIPE, stderr=self._log,
         )
         line = {}
