@@ -216,6 +216,10 @@ def bench_memory(cycles: int, *, baseline: bool = False) -> None:
                 for cycle in range(1, cycles + 1):
                     with ws_connect(join, open_timeout=10) as listener:
                         json.loads(listener.recv(timeout=10))
+                    if cycle % 100 == 0:  # a silent speaker is closed by the sweep
+                        speaker.send(json.dumps({"action": "heartbeat"}))
+                        while json.loads(speaker.recv(timeout=10))["type"] != "heartbeatAck":
+                            pass
                     if cycle == warmup or cycle % 1000 == 0 or cycle == cycles:
                         samples.append((cycle, _rss_mib(pid)))
                         print(f"    {label}: {cycle} cycles, RSS {samples[-1][1]:.1f} MiB", flush=True)
