@@ -119,6 +119,25 @@ class TestConnection:
         conn.receive_eof(1001.0)
         assert conn.take_disconnect() == connection.Disconnect(1007, "Invalid frame payload data")
 
+    def test_invalid_utf8_before_a_close_frame_is_still_1007(self):
+        """A bad text message and the client's close in one read: the bad message
+        fails the connection first (1007); the close frame after it is not read."""
+        conn = make_connection()
+        conn.accept()
+        data = client_bytes((Opcode.TEXT, b"\xff", True), (Opcode.CLOSE, Close(1000, "").serialize(), True))
+        conn.receive_data(data, 1001.0)
+        conn.data_to_send()
+        conn.receive_eof(1001.0)
+        assert conn.take_disconnect().status_code == 1007
+
+    def test_an_invalid_first_fragment_fails_at_once(self):
+        """UTF-8 is checked frame by frame: a bad first fragment fails the
+        connection before the message is complete."""
+        conn = make_connection()
+        conn.accept()
+        conn.receive_data(client_bytes((Opcode.TEXT, b"\xc0\xaf", False)), 1001.0)
+        assert conn.state is connection.State.CLOSING
+
     def test_multibyte_characters_across_fragments_are_valid(self):
         """UTF-8 is checked on the whole message: a character split over frames is fine."""
         conn = make_connection()
