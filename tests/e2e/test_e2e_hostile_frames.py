@@ -12,7 +12,7 @@ import pytest
 from test_e2e_long_sessions import wait_until
 from test_e2e_sessions import create, expect_closed, join, recv_json
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.attack]
 
 
 def nested(depth):

@@ -82,7 +82,8 @@ class Room:
     def __init__(self, gateway, token):
         self.gateway = gateway
         self.token = token
-        self.sessions = set()
+        self.sessions = set()  # every session id seen (the oracle's "exists")
+        self.active = set()  # those that may still be active
         self.speaker = self.listener = self.session_id = None
 
     @property
@@ -98,6 +99,7 @@ class Room:
             assert status == 200, body
             self.session_id = gateway.last(self.speaker)["sessionId"]
             self.sessions.add(self.session_id)
+            self.active.add(self.session_id)
             self.listener = None
         if self.listener not in gateway.open:
             status, body, self.listener = gateway.connect(
@@ -111,9 +113,10 @@ class Room:
 
     def assert_counts_consistent(self):
         """Every active session's count equals its listener rows holding a place."""
-        for session_id in self.sessions:
+        for session_id in sorted(self.active):
             session = self.store.get_session(session_id)
             if session is None or session.status != "active":
+                self.active.discard(session_id)  # an ended session never comes back
                 continue
             holding = [c for c in self.store.listeners(session_id) if not c.replaced_by]
             assert session.listener_count == len(holding), (session_id, session.listener_count, holding)

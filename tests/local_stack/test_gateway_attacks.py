@@ -18,7 +18,7 @@ from websockets.sync.client import connect
 from tests.support.aws_http import http, signed_http
 from tests.support.tokens import Issuer
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.attack]
 
 EVIL_ORIGIN = {"Origin": "https://evil.example"}
 
