@@ -4,7 +4,7 @@
 # gateway's own attacks (marker `attack`), then each defect's reproduction and the
 # DynamoDB fault matrix (tests/functional/test_attacks.py, test_faults.py). Each records tried / refused / wrongly accepted / server
 # errors in build/attack-figures.json. docs/attack-suites.md says more.
-#   ATTACK_FUZZ_EXAMPLES=1000 make test-attack   fuzz harder (default 200 per test)
+#   ATTACK_FUZZ_EXAMPLES=1000 make test-attack   fuzz harder (default 300 per test)
 #   ATTACK_CHAOS_SECONDS=120 make test-attack    a longer chaos run (default 40)
 
 .PHONY: test-attack

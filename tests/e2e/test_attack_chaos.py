@@ -36,6 +36,9 @@ SECONDS = float(os.environ.get("ATTACK_CHAOS_SECONDS", "40"))
 SPEAKERS, LISTENERS = 5, 95
 LANGUAGES = ["es", "fr", "de", "it", "pt"]
 REFUSALS = {400, 401, 403, 404, 429, 503}  # documented; 404/503: ended or full meanwhile
+SPEAKER_OPS = {"heartbeat": 4, "control": 2, "volume": 2, "audio": 4, "refresh": 2, "end": 1, "drop": 1}
+LISTENER_OPS = {"heartbeat": 4, "status": 1, "language": 2, "leave": 1, "drop": 1, "refresh-named": 2,
+                "refresh-anonymous": 1}
 
 
 class Chaos:
@@ -53,6 +56,12 @@ class Chaos:
 
     def running(self):
         return time.monotonic() < self.deadline
+
+    def pick(self, role, weights):
+        """A random operation of ``role`` (``weights``: {operation: weight}), counted."""
+        op = self.random.choices(list(weights), weights=list(weights.values()))[0]
+        self.ops[f"{role} {op}"] += 1
+        return op
 
     def server_error(self, what):
         self.server_errors.append(what)
@@ -146,10 +155,7 @@ async def speaker(chaos, index):
                 chaos.sessions.append(client.session_id)
             await pause(chaos)
             continue
-        op = chaos.random.choices(
-            ["heartbeat", "control", "volume", "audio", "refresh", "end", "drop"],
-            weights=[4, 2, 2, 4, 2, 1, 1])[0]
-        chaos.ops["speaker " + op] += 1
+        op = chaos.pick("speaker", SPEAKER_OPS)
         if op == "heartbeat":
             await client.send({"action": "heartbeat"})
         elif op == "control":
@@ -194,10 +200,7 @@ async def listener(chaos):
             chaos.ops["listener join"] += 1
             await pause(chaos)
             continue
-        op = chaos.random.choices(
-            ["heartbeat", "status", "language", "leave", "drop", "refresh-named", "refresh-anonymous"],
-            weights=[4, 1, 2, 1, 1, 2, 1])[0]
-        chaos.ops["listener " + op] += 1
+        op = chaos.pick("listener", LISTENER_OPS)
         if op == "heartbeat":
             await client.send({"action": "heartbeat"})
         elif op == "status":

@@ -16,7 +16,7 @@ with arbitrary fields and arbitrary JSON or text. Whatever comes in:
 - counts consistent after every example: each active session's ``listenerCount``
   equals its listener rows that hold a place.
 
-Examples per test: ``ATTACK_FUZZ_EXAMPLES`` (default 200); no deadline (a loaded
+Examples per test: ``ATTACK_FUZZ_EXAMPLES`` (default 300); no deadline (a loaded
 2-core machine must not make it flaky); derandomized under CI (``CI`` set) so a CI
 run is reproducible, random elsewhere so developers' runs keep exploring.
 Figures go to build/attack-figures.json ("fuzzed handshakes", "fuzzed messages").
@@ -38,7 +38,7 @@ from tests.support.attack_figures import tally
 pytestmark = pytest.mark.attack
 
 FUZZ = settings(
-    max_examples=int(os.environ.get("ATTACK_FUZZ_EXAMPLES", "200")),
+    max_examples=int(os.environ.get("ATTACK_FUZZ_EXAMPLES", "300")),
     deadline=None,
     derandomize=bool(os.environ.get("CI")),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,

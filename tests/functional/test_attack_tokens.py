@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from chalicelib.auth.tokens import JwksCache, TokenVerifier
 from tests.functional.conftest import LANG_QUERY
 from tests.support.attack_figures import tally
-from tests.support.tokens import AUDIENCE, ISSUER, Issuer  # noqa: F401 (Keys takes one)
+from tests.support.tokens import AUDIENCE, ISSUER, Issuer
 
 pytestmark = pytest.mark.attack
 

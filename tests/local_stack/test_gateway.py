@@ -7,8 +7,6 @@ import json
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import boto3
 import pytest
@@ -17,22 +15,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from local_stack import apigw
-from tests.support.aws_http import signed_http
+from tests.support.aws_http import http, signed_http
 
 pytestmark = pytest.mark.e2e
-
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def http(method, url, data=None, headers=None):
-    """(status, headers, body) of a plain HTTP request."""
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with OPENER.open(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
-
 
 def refusal(url):
     with pytest.raises(InvalidStatus) as info:
