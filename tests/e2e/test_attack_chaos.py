@@ -35,6 +35,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.attack, pytest.mark.slow]
 SECONDS = float(os.environ.get("ATTACK_CHAOS_SECONDS", "40"))
 SPEAKERS, LISTENERS = 5, 95
 LANGUAGES = ["es", "fr", "de", "it", "pt"]
+WELCOMES = {"sessionCreated", "sessionJoined", "connectionRefreshComplete"}
 REFUSALS = {400, 401, 403, 404, 429, 503}  # documented; 404/503: ended or full meanwhile
 SPEAKER_OPS = {"heartbeat": 4, "control": 2, "volume": 2, "audio": 4, "refresh": 2, "end": 1, "drop": 1}
 LISTENER_OPS = {"heartbeat": 4, "status": 1, "language": 2, "leave": 1, "drop": 1, "refresh-named": 2,
@@ -62,6 +63,11 @@ class Chaos:
         op = self.random.choices(list(weights), weights=list(weights.values()))[0]
         self.ops[f"{role} {op}"] += 1
         return op
+
+    def check(self, message):
+        """Any message a client receives: never a server error."""
+        if message.get("code") == "INTERNAL_ERROR" or message.get("message") == "Internal server error":
+            self.server_error(f"reply {message}")
 
     def server_error(self, what):
         self.server_errors.append(what)
@@ -94,7 +100,7 @@ class Client:
             chaos.server_error(f"handshake failed: {type(exc).__name__}")
             return None
         try:
-            first = json.loads(await asyncio.wait_for(ws.recv(), 15))
+            first = await asyncio.wait_for(cls._welcome(chaos, ws), 15)
         except (ConnectionClosed, asyncio.TimeoutError):
             # Closed before its first message: the session ended meanwhile.
             chaos.figures.add("refused")
@@ -103,14 +109,22 @@ class Client:
         chaos.figures.add("accepted")
         return cls(chaos, ws, first)
 
+    @staticmethod
+    async def _welcome(chaos, ws):
+        """The connection's first message proper: what the session sends its listeners
+        (audio, controls) may arrive before it, as through API Gateway."""
+        while True:
+            message = json.loads(await ws.recv())
+            if message.get("type") in WELCOMES:
+                return message
+            chaos.check(message)
+
     async def _read(self):
         try:
             async for raw in self.ws:
                 if isinstance(raw, bytes):
                     continue
-                message = json.loads(raw)
-                if message.get("code") == "INTERNAL_ERROR" or message.get("message") == "Internal server error":
-                    self.chaos.server_error(f"reply {message}")
+                self.chaos.check(json.loads(raw))
         except ConnectionClosed:
             pass
 

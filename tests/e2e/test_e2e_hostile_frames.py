@@ -13,6 +13,7 @@ from test_e2e_long_sessions import wait_until
 from test_e2e_sessions import create, expect_closed, join, recv_json
 
 pytestmark = [pytest.mark.e2e, pytest.mark.attack]
+# The shared stack limits sessions per user per hour: a user of our own.
 
 
 def nested(depth):
@@ -32,7 +33,7 @@ def test_deep_json_from_the_speaker_is_refused_and_the_session_goes_on(stack, de
     """The speaker's deeply nested message gets INVALID_MESSAGE; its socket, the
     listener's and the session stay."""
     with ExitStack() as sockets:
-        speaker, created = create(stack, sockets)
+        speaker, created = create(stack, sockets, user="hostile-frames")
         listener, _ = join(stack, sockets, created["sessionId"], "es")
         speaker.send(nested(depth))
         assert recv_json(speaker)["code"] == "INVALID_MESSAGE"
@@ -44,7 +45,7 @@ def test_invalid_utf8_from_a_listener_closes_it_with_1007_only(stack):
     """A listener's text frame that is not UTF-8 closes that listener with 1007; the
     session goes on and the listener is no longer counted."""
     with ExitStack() as sockets:
-        speaker, created = create(stack, sockets)
+        speaker, created = create(stack, sockets, user="hostile-frames")
         listener, _ = join(stack, sockets, created["sessionId"], "es")
         listener.send(b'{"action": "heartbeat\xff"}', text=True)
         assert expect_closed(listener) == 1007
