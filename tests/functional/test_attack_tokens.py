@@ -276,8 +276,9 @@ def refresh_query(session_id, token):
     return query if token is None else {**query, "token": token}
 
 
-def test_every_forged_token_is_refused_with_401(forged_gateway, keys):
+def test_every_forged_token_is_refused_with_401(forged_gateway, keys, dynamodb, config):
     """Creating a session with each forgery: 401 UNAUTHORIZED every time, no session."""
+    sessions_before = dynamodb.scan(TableName=config.sessions_table)["Count"]
     outcomes = {}
     for kind, token in catalogue(keys):
         if kind in APP_DEFECTS:
@@ -286,7 +287,7 @@ def test_every_forged_token_is_refused_with_401(forged_gateway, keys):
         outcomes[kind] = (status, (body or {}).get("code"))
     wrong = {kind: outcome for kind, outcome in outcomes.items() if outcome != (401, "UNAUTHORIZED")}
     assert wrong == {}
-    assert list(forged_gateway.runtime.store.active_sessions()) == []
+    assert dynamodb.scan(TableName=config.sessions_table)["Count"] == sessions_before
 
 
 def test_every_forged_token_is_refused_for_a_speaker_refresh(forged_gateway, keys, speaker):
