@@ -37,7 +37,9 @@ SPEAKERS, LISTENERS = 5, 95
 LANGUAGES = ["es", "fr", "de", "it", "pt"]
 WELCOMES = {"sessionCreated", "sessionJoined", "connectionRefreshComplete"}
 REFUSALS = {400, 401, 403, 404, 429, 503}  # documented; 404/503: ended or full meanwhile
-SPEAKER_OPS = {"heartbeat": 4, "control": 2, "volume": 2, "audio": 4, "refresh": 2, "end": 1, "drop": 1}
+# Weights: over ~80 speaker operations a run, an "end" or a "drop" fails to happen at
+# all with a chance under 1 in 10,000.
+SPEAKER_OPS = {"heartbeat": 4, "control": 2, "volume": 2, "audio": 4, "refresh": 2, "end": 2, "drop": 2}
 LISTENER_OPS = {"heartbeat": 4, "status": 1, "language": 2, "leave": 1, "drop": 1, "refresh-named": 2,
                 "refresh-anonymous": 1}
 
@@ -318,5 +320,5 @@ def test_chaos_leaves_no_drift_and_no_orphans(make_stack_process):
     assert drift == "settled"
     assert sockets_vs_counts == {}, f"seed {seed}: (open sockets, listenerCount) per session"
     assert orphans == []
-    # The chaos really happened: every kind of operation, many times over.
-    assert len(chaos.ops) == 16 and min(chaos.ops.values()) >= 3, chaos.ops
+    # The chaos really happened: every kind of operation, hundreds in all.
+    assert len(chaos.ops) == 16 and chaos.figures.tried >= 500, chaos.ops
