@@ -3,7 +3,9 @@
 Measures our own code, not moto's: pure hot paths in-process, the fan-out with a
 management client that does nothing, the cold import of app.py, and then the whole
 local stack over real sockets on 127.0.0.1 (latencies there include moto and the
-emulator, and say what a developer feels, not what AWS would do).
+emulator, and say what a developer feels, not what AWS would do), and its memory
+over 10,000 listener join/leave cycles (``--cycles``; ``--memory-baseline N`` adds
+a run with moto's leak put back, to compare).
 """
 
 from __future__ import annotations
@@ -171,10 +173,73 @@ def bench_local_stack(joins: int) -> None:
             stack.stop()
 
 
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+# The stack as `make run` starts it, but with moto's DynamoDB objects tracked
+# again (the leak issue 12 found), to compare against.
+_UNPATCHED = ("import sys, local_stack.aws as aws; "
+              "aws.untrack_moto_dynamodb_models = lambda: None; "
+              "from local_stack.runner import main; sys.exit(main(['run']))")
+
+
+def bench_memory(cycles: int, *, baseline: bool = False) -> None:
+    """RSS of the stack's process over listener join/leave cycles (one session).
+
+    Each cycle is a join (a transaction over Sessions and Connections) and a
+    leave (another); moto used to keep every table copy its transactions made.
+    The slope is taken after the first 1,000 cycles (warm-up: caches, pools).
+    """
+    from websockets.sync.client import connect as ws_connect
+
+    from tests.e2e.conftest import StackProcess
+
+    label = "unpatched moto" if baseline else "local stack"
+    command = [sys.executable, "-c", _UNPATCHED] if baseline else None
+    warmup = min(1000, cycles // 5)
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = StackProcess(Path(tmp) / "state", Path(tmp) / "stack.log", command=command,
+                             RATE_LIMIT_CONNECTS_PER_MINUTE="0").start()
+        try:
+            pid = stack.process.pid
+            with ws_connect(stack.url(action="createSession", sourceLanguage="en",
+                                      token=stack.token()), open_timeout=10) as speaker:
+                session_id = json.loads(speaker.recv(timeout=10))["sessionId"]
+                join = stack.url(action="joinSession", sessionId=session_id, targetLanguage="es")
+                start = _rss_mib(pid)
+                samples = []
+                for cycle in range(1, cycles + 1):
+                    with ws_connect(join, open_timeout=10) as listener:
+                        json.loads(listener.recv(timeout=10))
+                    if cycle % 100 == 0:  # a silent speaker is closed by the sweep
+                        speaker.send(json.dumps({"action": "heartbeat"}))
+                        while json.loads(speaker.recv(timeout=10))["type"] != "heartbeatAck":
+                            pass
+                    if cycle == warmup or cycle % 1000 == 0 or cycle == cycles:
+                        samples.append((cycle, _rss_mib(pid)))
+                        print(f"    {label}: {cycle} cycles, RSS {samples[-1][1]:.1f} MiB", flush=True)
+        finally:
+            stack.stop()
+    (first_cycle, first_rss), (last_cycle, last_rss) = samples[0], samples[-1]
+    slope = (last_rss - first_rss) * 1024 / max(1, last_cycle - first_cycle)
+    record(f"{label}: RSS at start", start, "MiB")
+    record(f"{label}: RSS after {cycles} join/leave cycles", last_rss, "MiB")
+    record(f"{label}: RSS growth per join/leave after warm-up", slope, "KiB/cycle")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--joins", type=int, default=30, help="listeners in the local-stack run")
     parser.add_argument("--skip-stack", action="store_true", help="only the in-process benchmarks")
+    parser.add_argument("--cycles", type=int, default=10000,
+                        help="listener join/leave cycles in the memory run (0: skip it)")
+    parser.add_argument("--memory-baseline", type=int, default=0, metavar="CYCLES",
+                        help="also measure CYCLES cycles with moto's instance tracking restored")
     args = parser.parse_args()
     print("benchmarks (lower is better)")
     bench_cold_import()
@@ -182,6 +247,10 @@ def main() -> None:
     bench_fanout()
     if not args.skip_stack:
         bench_local_stack(args.joins)
+        if args.cycles:
+            bench_memory(args.cycles)
+        if args.memory_baseline:
+            bench_memory(args.memory_baseline, baseline=True)
     out = ROOT / "build" / "bench.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(RESULTS, indent=2) + "\n")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -26,9 +27,10 @@ from typing import Any, Dict, Optional, Set, Tuple
 from aiohttp import web
 from websockets.frames import CloseCode
 
-from . import apigw
+from . import apigw, sigv4
 from .issuer import LocalIssuer
 from .lambda_runtime import FunctionError, FunctionNotFound, LambdaApp
+from .logsafe import LogRefs, client_text, refusal_code
 from .schedule import Schedule, scheduled_event
 from .settings import MAX_INVOKE_PAYLOAD_BYTES, MAX_MESSAGE_BYTES, Settings
 from .static import StaticSite
@@ -53,6 +55,21 @@ async def _read_body(request: web.Request) -> Optional[bytes]:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         return None
+
+
+def _signed(service: str):
+    """Serve the handler only to calls AWS would accept for ``service`` (a SigV4
+    ``Authorization`` header) and never to a web page (an ``Origin`` header):
+    see :mod:`local_stack.sigv4`."""
+    def decorate(handler):
+        @functools.wraps(handler)
+        async def checked(self, request: web.Request) -> web.StreamResponse:
+            denial = sigv4.check(request.headers, service)
+            if denial is not None:
+                return _error(denial.status, denial.error_type, denial.message)
+            return await handler(self, request)
+        return checked
+    return decorate
 
 
 def _gone(connection_id: str) -> web.Response:
@@ -97,11 +114,24 @@ class LiveConnection:
     def connection_id(self) -> str:
         return self.conn.connection_id
 
+    @property
+    def ref(self) -> str:
+        """The connection in log lines (a keyed hash: never the raw id)."""
+        return self.gateway.log_refs.connection(self.conn.connection_id)
+
     # -- aiohttp payload parser interface -----------------------------------
 
     def feed_data(self, data: bytes) -> Tuple[bool, bytes]:
-        messages = self.conn.receive_data(data, time.time())
-        self._after(messages)
+        try:
+            self._after(self.conn.receive_data(data, time.time()))
+        except Exception as exc:
+            # An exception escaping here makes aiohttp abort the TCP connection
+            # (the client sees 1006, no close frame): a fault of ours closes
+            # with 1011 instead (RFC 6455 section 7.4.1, "unexpected condition").
+            # The exception's text may quote client data: only its type is logged.
+            log.error("%s: frame handling failed (%s); closing with 1011",
+                      self.ref, type(exc).__name__)
+            self.close(CloseCode.INTERNAL_ERROR)
         return False, b""
 
     def feed_eof(self) -> None:
@@ -160,7 +190,7 @@ class LiveConnection:
         self._timer = None
         limit = self.conn.check_timeouts(time.time())
         if limit is not None:
-            log.info("%s closed: %s timeout", self.connection_id, limit)
+            log.info("%s closed: %s timeout", self.ref, limit)
             self.close(CloseCode.GOING_AWAY)  # reason already set by check_timeouts
             return
         self._arm_timer()
@@ -185,6 +215,7 @@ class Gateway:
         self.settings = settings
         self.issuer = issuer
         self.connections: Dict[str, LiveConnection] = {}
+        self.log_refs = LogRefs(settings.privacy_key)
         self._tasks: Set[asyncio.Task] = set()
         self._scheduler: Optional[asyncio.Task] = None
         self._runner: Optional[web.AppRunner] = None
@@ -299,8 +330,9 @@ class Gateway:
         self.connections[conn.connection_id] = live
         try:
             decision = await self._authorize_and_connect(live)
-        except Exception:
-            log.exception("$connect of %s failed", conn.connection_id)
+        except Exception as exc:
+            log.error("$connect of %s failed: %s: %s", live.ref, type(exc).__name__,
+                      client_text(exc))
             decision = apigw.INTERNAL_ERROR
         if not isinstance(decision, apigw.Refusal) and conn.state is apigw.State.CLOSED:
             # Aborted while $connect ran (the gateway is stopping): never
@@ -309,7 +341,8 @@ class Gateway:
         if isinstance(decision, apigw.Refusal):
             conn.refuse()
             self.connections.pop(conn.connection_id, None)
-            log.info("%s refused: %s %s", conn.connection_id, decision.status, decision.body)
+            # The body may quote what the client sent (a token among it): only its code.
+            log.info("%s refused: %s %s", live.ref, decision.status, refusal_code(decision.body))
             return web.Response(status=decision.status, text=decision.body,
                                 content_type="application/json")
 
@@ -329,7 +362,7 @@ class Gateway:
         request.protocol.keep_alive(False)
         if transport is None or transport.is_closing():
             live.feed_eof()
-        log.info("%s connected", conn.connection_id)
+        log.info("%s connected", live.ref)
         return response
 
     async def _authorize_and_connect(self, live: LiveConnection) -> "Dict[str, Any] | apigw.Refusal | None":
@@ -407,8 +440,9 @@ class Gateway:
 
     def connection_closed(self, live: LiveConnection, disconnect: apigw.Disconnect) -> None:
         self.connections.pop(live.connection_id, None)
-        log.info("%s disconnected: %s %s", live.connection_id, disconnect.status_code,
-                 disconnect.reason)
+        # The reason is the client's own text when it closed: clipped.
+        log.info("%s disconnected: %s %s", live.ref, disconnect.status_code,
+                 client_text(disconnect.reason))
         function = self.lambda_app.route_function(apigw.ROUTE_DISCONNECT)
         if function is None:
             return
@@ -438,6 +472,7 @@ class Gateway:
             return None
         return live
 
+    @_signed(sigv4.MANAGEMENT_API)
     async def handle_post(self, request: web.Request) -> web.Response:
         connection_id = request.match_info["connection_id"]
         data = await _read_body(request)
@@ -457,6 +492,7 @@ class Gateway:
             return _gone(connection_id)
         return web.Response(status=200)
 
+    @_signed(sigv4.MANAGEMENT_API)
     async def handle_get(self, request: web.Request) -> web.Response:
         live = self._live(request)
         if live is None:
@@ -468,6 +504,7 @@ class Gateway:
             "lastActiveAt": apigw.iso8601(conn.last_active_at),
         })
 
+    @_signed(sigv4.MANAGEMENT_API)
     async def handle_delete(self, request: web.Request) -> web.Response:
         live = self._live(request)
         if live is None:
@@ -477,6 +514,7 @@ class Gateway:
 
     # -- Lambda's Invoke API -------------------------------------------------
 
+    @_signed(sigv4.LAMBDA_API)
     async def handle_invoke(self, request: web.Request) -> web.Response:
         name = request.match_info["function"]
         qualifier = request.query.get("Qualifier")

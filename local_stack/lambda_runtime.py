@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import attrs
 
+from .logsafe import client_text
 from .schedule import Schedule, ScheduleError
 
 log = logging.getLogger("local_stack.lambda")
@@ -217,8 +218,9 @@ class LambdaApp:
         try:
             result = function.handler(payload, context)
         except Exception as exc:  # the function failed: Lambda reports it
+            # The message may quote the event (a query string, a token): clipped.
             log.info("%s %s failed: %s: %s", deployed, context.aws_request_id,
-                     type(exc).__name__, exc)
+                     type(exc).__name__, client_text(exc))
             raise FunctionError({
                 "errorMessage": str(exc),
                 "errorType": type(exc).__name__,

@@ -57,6 +57,9 @@ class Settings:
     #: How long a server-initiated close waits for the client's close frame.
     close_timeout: float = attrs.field(default=2.0, validator=_positive_float)
     max_workers: int = 64
+    #: Key of the keyed hashes that stand in for connection ids in the log
+    #: (``PRIVACY_KEY``, the app's variable); None: a random key per run.
+    privacy_key: Optional[str] = attrs.field(default=None, repr=False)
 
     @classmethod
     def from_environ(cls, environ: Optional[Mapping[str, str]] = None, **overrides) -> "Settings":
@@ -88,5 +91,6 @@ class Settings:
         take("GATEWAY_MAX_CONNECTION_SECONDS", "max_connection_duration", float)
         take("GATEWAY_SCHEDULE_PERIOD_SECONDS", "schedule_period", float)
         take("LOCAL_STATE_DIR", "state_dir", Path)
+        take("PRIVACY_KEY", "privacy_key")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -25,3 +25,10 @@ os.environ.update(
 )
 for _name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
     os.environ.pop(_name, None)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The attack suites' figures (tests/support/attack_figures.py)."""
+    from tests.support import attack_figures
+
+    attack_figures.write()

@@ -8,11 +8,12 @@ to a connection that is not open with :class:`ConnectionGone` (410).
 """
 from __future__ import annotations
 
+import codecs
 import enum
 from typing import Any, Dict, List, Optional
 
 import attrs
-from websockets.frames import CloseCode, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Protocol, Side
 from websockets.protocol import State as WsState
 
@@ -53,6 +54,7 @@ _DEFAULT_REASONS = {
     1001: "Going away",
     1005: "Client-side close frame status not set",
     1006: "Connection was closed abnormally",
+    1007: "Invalid frame payload data",
     1009: "Message too big",
 }
 
@@ -60,11 +62,32 @@ IDLE_REASON = "Going away"
 
 
 class _GatewayProtocol(Protocol):
-    """websockets' protocol, with API Gateway's close reason for 1009."""
+    """websockets' protocol, with UTF-8 checked as text frames arrive, and
+    API Gateway's close reasons for 1007 and 1009."""
+
+    _utf8 = None  # the incremental decoder of the text message being received
+
+    def recv_frame(self, frame: Frame) -> None:
+        # RFC 6455 section 8.1: a text message that is not valid UTF-8 makes the
+        # endpoint _Fail the WebSocket Connection_ with 1007 (section 7.4.1: "data
+        # within a message that was not consistent with the type of the message").
+        # Checked here, in the parser, frame by frame: the parser then fails the
+        # connection before it reads any later frame (section 7.1.7), a close
+        # frame included, and fails fast on the first bad fragment.
+        # websockets turns the UnicodeDecodeError into that failure. Before this,
+        # the text was decoded after parsing and the error escaped: the gateway
+        # dropped the TCP connection (1006).
+        if frame.opcode is Opcode.TEXT:
+            self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        elif frame.opcode is Opcode.BINARY:
+            self._utf8 = None
+        if frame.opcode in (Opcode.TEXT, Opcode.CONT) and self._utf8 is not None:
+            self._utf8.decode(frame.data, final=frame.fin)
+        super().recv_frame(frame)
 
     def fail(self, code: int, reason: str = "") -> None:
-        if code == CloseCode.MESSAGE_TOO_BIG:
-            reason = _DEFAULT_REASONS[1009]
+        if code in (CloseCode.INVALID_DATA, CloseCode.MESSAGE_TOO_BIG):
+            reason = _DEFAULT_REASONS[code]
         super().fail(code, reason)
 
 MAX_DURATION_REASON = "Going away"
@@ -236,10 +259,8 @@ class Connection:
                 payload = b"".join(self._fragments)
                 opcode, self._fragments, self._fragment_opcode = self._fragment_opcode, [], None
                 self.last_active_at = now
-                if opcode is Opcode.TEXT:
-                    messages.append(Message(payload.decode("utf-8")))
-                else:
-                    messages.append(Message(payload))
+                # Text was checked as UTF-8 by the parser (_GatewayProtocol).
+                messages.append(Message(payload.decode("utf-8") if opcode is Opcode.TEXT else payload))
         if self._ws.state is WsState.CLOSING and self.state is State.OPEN:
             self.state = State.CLOSING
         if self._ws.state is WsState.CLOSED:

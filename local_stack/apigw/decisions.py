@@ -34,7 +34,12 @@ def select_route(body: "str | bytes", routes: Sequence[str]) -> Optional[str]:
     if isinstance(body, str):
         try:
             parsed = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # "The $default route is selected when the route selection expression
+            # cannot be evaluated against the message" (developer guide, "Working
+            # with routes for WebSocket APIs"). JSON nested ~1,000 deep exhausts
+            # the parser's recursion: the message still reaches $default (where
+            # the app refuses it), the sender's socket stays open.
             parsed = None
         if isinstance(parsed, dict):
             action = parsed.get("action")

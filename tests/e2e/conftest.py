@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import List
 
 import pytest
 from websockets.exceptions import InvalidStatus
@@ -27,12 +28,20 @@ _STACK_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOI
                     "HOST", "PORT", "MOTO_PORT", "LOCAL_STATE_DIR")
 
 
+#: Every stack log file of this run and every token the tests minted: what the
+#: log-privacy test (test_log_privacy.py, run last) greps.
+STACK_LOGS: List[Path] = []
+ISSUED_TOKENS: List[str] = []
+
+
 class StackProcess:
     """``python -m local_stack run`` as a child process."""
 
-    def __init__(self, state_dir: Path, log_path: Path, **env):
+    def __init__(self, state_dir: Path, log_path: Path, command=None, **env):
         self.state_dir = Path(state_dir)
         self.log_path = log_path
+        STACK_LOGS.append(Path(log_path))
+        self.command = command or [sys.executable, "-m", "local_stack", "run"]
         self.env = {k: v for k, v in os.environ.items() if k not in _STACK_VARIABLES}
         self.env.update({"PORT": "0", "MOTO_PORT": "0", "LOCAL_STATE_DIR": str(self.state_dir),
                          "PYTHONUNBUFFERED": "1"})
@@ -44,7 +53,7 @@ class StackProcess:
     def start(self, timeout: float = 60) -> "StackProcess":
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "local_stack", "run"], cwd=ROOT, env=self.env,
+            self.command, cwd=ROOT, env=self.env,
             stdout=subprocess.PIPE, stderr=self._log,
         )
         line = {}
@@ -79,7 +88,9 @@ class StackProcess:
     # -- helpers for tests -------------------------------------------------
 
     def token(self, user: str = "alice") -> str:
-        return LocalIssuer(self.state_dir).token(user)
+        token = LocalIssuer(self.state_dir).token(user)
+        ISSUED_TOKENS.append(token)
+        return token
 
     def url(self, **query) -> str:
         from urllib.parse import urlencode
@@ -136,3 +147,10 @@ def stack(tmp_path_factory):
                            MAX_LISTENERS_PER_SESSION="2").start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_logs():
+    """(log files, tokens): everything the stacks of this run logged so far, and every
+    token the tests minted, for the log-privacy grep."""
+    return STACK_LOGS, ISSUED_TOKENS

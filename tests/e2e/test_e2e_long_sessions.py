@@ -748,7 +748,8 @@ class SlowLambdaEndpoint:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 time.sleep(relay.delay)
                 headers = {k: v for k, v in self.headers.items()
-                           if k.lower() in ("content-type", "x-amz-invocation-type", "x-amz-log-type")}
+                           if k.lower() in ("content-type", "x-amz-invocation-type", "x-amz-log-type",
+                                         "authorization", "x-amz-date")}
                 request = urllib.request.Request(relay.target + self.path, data=body, headers=headers,
                                                  method="POST")
                 try:

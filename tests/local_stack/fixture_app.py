@@ -65,7 +65,8 @@ def authorizer(event, context):
     if mode == "returned-unauthorized":
         return "Unauthorized"  # not a raise: an invalid policy response, 500
     if mode == "error":
-        raise RuntimeError("boom")
+        # Quotes the query, as a careless handler might: the gateway's log must not.
+        raise RuntimeError(f"boom: {event.get('queryStringParameters')}")
     if mode == "garbage":
         return {"hello": "world"}
     effect = "Deny" if mode == "deny" else "Allow"
@@ -99,8 +100,9 @@ def connect(event):
     if "slow" in query:
         time.sleep(float(query["slow"]))  # a $connect still running when the stack stops
     if "status" in query:
+        # The message quotes the query (a careless app): the gateway logs only the code.
         return Response(status_code=int(query["status"]),
-                        body={"code": "REFUSED", "message": "as asked"})
+                        body={"code": "REFUSED", "message": f"as asked: {query}"})
     if query.get("welcome"):
         boto3.session.Session().client("lambda").invoke(
             FunctionName="fixture-dev-deliver_welcome", InvocationType="Event",

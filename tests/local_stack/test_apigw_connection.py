@@ -96,6 +96,55 @@ class TestConnection:
         conn.receive_eof(1001.0)
         assert conn.take_disconnect().status_code == 1009
 
+    @pytest.mark.parametrize("fragments", [
+        [b"\xff"],  # never valid in UTF-8
+        [b"\xc0\xaf"],  # overlong encoding of '/'
+        [b"\xed\xa0\x80"],  # a UTF-16 surrogate
+        [b"ok \xed", b"\xa0\x80"],  # invalid only once the fragments are joined
+    ])
+    def test_invalid_utf8_text_fails_with_1007(self, fragments):
+        """RFC 6455 8.1: a text message that is not UTF-8 closes with 1007; no
+        message comes out, and nothing after it is processed."""
+        conn = make_connection()
+        conn.accept()
+        frames = [(Opcode.TEXT if i == 0 else Opcode.CONT, data, i == len(fragments) - 1)
+                  for i, data in enumerate(fragments)]
+        frames.append((Opcode.TEXT, b"after", True))
+        assert conn.receive_data(client_bytes(*frames), 1001.0) == []
+        out = conn.data_to_send()
+        assert out[-1] == b""  # the server closes the socket after its close frame
+        client = Protocol(Side.CLIENT)
+        client.receive_data(b"".join(out))
+        assert Close.parse(client.events_received()[0].data).code == 1007
+        conn.receive_eof(1001.0)
+        assert conn.take_disconnect() == connection.Disconnect(1007, "Invalid frame payload data")
+
+    def test_invalid_utf8_before_a_close_frame_is_still_1007(self):
+        """A bad text message and the client's close in one read: the bad message
+        fails the connection first (1007); the close frame after it is not read."""
+        conn = make_connection()
+        conn.accept()
+        data = client_bytes((Opcode.TEXT, b"\xff", True), (Opcode.CLOSE, Close(1000, "").serialize(), True))
+        conn.receive_data(data, 1001.0)
+        conn.data_to_send()
+        conn.receive_eof(1001.0)
+        assert conn.take_disconnect().status_code == 1007
+
+    def test_an_invalid_first_fragment_fails_at_once(self):
+        """UTF-8 is checked frame by frame: a bad first fragment fails the
+        connection before the message is complete."""
+        conn = make_connection()
+        conn.accept()
+        conn.receive_data(client_bytes((Opcode.TEXT, b"\xc0\xaf", False)), 1001.0)
+        assert conn.state is connection.State.CLOSING
+
+    def test_multibyte_characters_across_fragments_are_valid(self):
+        """UTF-8 is checked on the whole message: a character split over frames is fine."""
+        conn = make_connection()
+        conn.accept()
+        data = client_bytes((Opcode.TEXT, b"caf\xc3", False), (Opcode.CONT, b"\xa9", True))
+        assert conn.receive_data(data, 1001.0) == [connection.Message("café")]
+
     def test_client_close_reports_code_and_reason_once(self):
         """A client close frame gives $disconnect its code and reason, exactly once."""
         conn = make_connection()

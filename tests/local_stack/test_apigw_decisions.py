@@ -20,6 +20,13 @@ class TestRouteSelection:
         assert decisions.select_route('{"action":"send"}', ["send", "$default"]) == "send"
         assert decisions.select_route('{"action":"other"}', ["send"]) is None
 
+    @pytest.mark.parametrize("depth", [990, 5000, 60000])
+    def test_json_too_deep_to_parse_goes_to_default(self, depth):
+        """A selection expression that cannot be evaluated (JSON nested past the
+        parser's recursion limit) selects $default instead of raising."""
+        body = '{"action": "send", "x": %s1%s}' % ("[" * depth, "]" * depth)
+        assert decisions.select_route(body, ["send", "$default"]) == "$default"
+
 
 def policy(effect, resource, context=None, principal="user"):
     result = {"principalId": principal, "policyDocument": {

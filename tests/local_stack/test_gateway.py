@@ -7,8 +7,6 @@ import json
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import boto3
 import pytest
@@ -17,21 +15,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from local_stack import apigw
+from tests.support.aws_http import http, signed_http
 
 pytestmark = pytest.mark.e2e
-
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def http(method, url, data=None, headers=None):
-    """(status, headers, body) of a plain HTTP request."""
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with OPENER.open(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
-
 
 def refusal(url):
     with pytest.raises(InvalidStatus) as info:
@@ -192,7 +178,7 @@ class TestManagementApi:
 
     def test_gone_is_410_with_the_error_type_header(self, stack):
         """Unknown ids answer 410 with x-amzn-ErrorType: GoneException and a JSON body."""
-        status, headers, body = http("POST", stack.http + "/@connections/L0SM9cOFvHcCIhw%3D", b"x")
+        status, headers, body = signed_http("POST", stack.http + "/@connections/L0SM9cOFvHcCIhw%3D", b"x")
         assert status == 410
         assert headers["x-amzn-ErrorType"] == "GoneException"
         assert "message" in json.loads(body)
@@ -201,7 +187,7 @@ class TestManagementApi:
         """Chalice's own endpoint form /<stage>/@connections/{id} works too."""
         with connect(stack.ws) as ws:
             connection_id = connection_id_of(stack)
-            status, _, _ = http("POST", f"{stack.http}/dev/@connections/{connection_id}", b"hi")
+            status, _, _ = signed_http("POST", f"{stack.http}/dev/@connections/{connection_id}", b"hi")
             assert status == 200
             assert ws.recv(timeout=10) == "hi"
 
@@ -219,8 +205,8 @@ class TestManagementApi:
         """A post over 128 KB is PayloadTooLargeException."""
         with connect(stack.ws):
             connection_id = connection_id_of(stack)
-            status, headers, _ = http("POST", f"{stack.http}/@connections/{connection_id}",
-                                      b"x" * (128 * 1024 + 1))
+            status, headers, _ = signed_http("POST", f"{stack.http}/@connections/{connection_id}",
+                                             b"x" * (128 * 1024 + 1))
         assert status == 413 and headers["x-amzn-ErrorType"] == "PayloadTooLargeException"
 
     def test_post_over_256kb_is_still_api_gateways_413(self, stack):
