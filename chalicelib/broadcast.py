@@ -19,6 +19,12 @@ from chalicelib.wire.intents import validate_language
 
 logger = logging.getLogger(__name__)
 
+# After a speaker refresh, audio the client sent on its old connection before it
+# switched over (in flight while the server already made the new one current) is
+# still taken for this long: a refresh must lose no audio. Every other speaker
+# action from the old connection is CONNECTION_REPLACED at once.
+AUDIO_HANDOVER_SECONDS = 10
+
 # action -> (listener message type, broadcastState changes)
 CONTROLS = {
     "pauseBroadcast": ("broadcastPaused", {"isPaused": True}),
@@ -55,7 +61,9 @@ class BroadcastActions:
             raise errors.InvalidParameter(
                 f"volumeLevel must be a number from 0.0 to 1.0, got {shown(level)}"
             )
-        level = float(level)
+        # Six decimals are plenty for a volume, and keep it in DynamoDB's number
+        # range (a level of 1e-191 is valid JSON but no DynamoDB number).
+        level = round(float(level), 6)
         self._apply(
             connection, "setVolume", "volumeChanged",
             {"volume": Decimal(str(level))}, {"volumeLevel": level}, api, now,
@@ -136,9 +144,12 @@ class BroadcastActions:
         if claimed is not None and claimed != connection.session_id:
             raise errors.Forbidden("audio can only be sent to the speaker's own session")
         chunk = parse_chunk(message.body)
-        session = self._store.current_speaker_session(
-            connection.session_id, connection.connection_id
-        )
+        session = self._store.active_session(connection.session_id)
+        if connection.connection_id != session.speaker_connection_id and not (
+            connection.connection_id == session.previous_speaker_connection_id
+            and now * 1000 - (session.speaker_replaced_at or 0) < AUDIO_HANDOVER_SECONDS * 1000
+        ):
+            raise errors.ConnectionReplaced()
         state = session.broadcast_state
         if state.is_paused or state.is_muted:
             return  # a paused or muted broadcast is silent: nothing leaves the server

@@ -157,6 +157,12 @@ class TokenVerifier:
             raise InvalidToken("expired") from None
         except jwt.PyJWTError as exc:
             raise InvalidToken(type(exc).__name__) from None
+        # RFC 7519 4.1.4: a NumericDate is a JSON number. PyJWT int()s a string
+        # ("9999999999"), which would let a signed string outlive its intent.
+        for claim in ("exp", "nbf", "iat"):
+            value = claims.get(claim)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise InvalidToken(f"{claim} is not a number")
         if claims.get("token_use") != self._token_use:
             raise InvalidToken("wrong token_use")
         if not is_id_token and claims.get("client_id") != self._audience:

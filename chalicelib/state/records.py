@@ -76,6 +76,10 @@ class Session:
     ended_reason: Optional[str] = None
     ended_at: Optional[int] = None
     speaker_disconnected_at: Optional[int] = None
+    # The speaker connection the last refresh replaced, and when (epoch ms): audio
+    # already in flight on it during the handover is still taken.
+    previous_speaker_connection_id: Optional[str] = None
+    speaker_replaced_at: Optional[int] = None
     broadcast_state: BroadcastState = BroadcastState()
     # Last sequence number published per target language.
     sequence_numbers: dict = attrs.field(factory=dict)
@@ -105,6 +109,8 @@ class Session:
             ended_reason=item.get("endedReason"),
             ended_at=_optional_int(item.get("endedAt")),
             speaker_disconnected_at=_optional_int(item.get("speakerDisconnectedAt")),
+            previous_speaker_connection_id=item.get("previousSpeakerConnectionId"),
+            speaker_replaced_at=_optional_int(item.get("speakerReplacedAt")),
             broadcast_state=BroadcastState.from_item(
                 item.get("broadcastState"), _int(item["createdAt"])
             ),
@@ -139,6 +145,10 @@ class Session:
             item["endedAt"] = self.ended_at
         if self.speaker_disconnected_at is not None:
             item["speakerDisconnectedAt"] = self.speaker_disconnected_at
+        if self.previous_speaker_connection_id is not None:
+            item["previousSpeakerConnectionId"] = self.previous_speaker_connection_id
+        if self.speaker_replaced_at is not None:
+            item["speakerReplacedAt"] = self.speaker_replaced_at
         return item
 
 

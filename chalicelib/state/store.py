@@ -310,7 +310,9 @@ class Store:
             old = self._db.update_if(
                 self._sessions,
                 {"sessionId": speaker.session_id},
-                "SET speakerConnectionId = :c, expiresAt = :e REMOVE speakerDisconnectedAt",
+                # Operands read the item as it was: the replaced id moves over.
+                "SET previousSpeakerConnectionId = speakerConnectionId, speakerReplacedAt = :now, "
+                "speakerConnectionId = :c, expiresAt = :e REMOVE speakerDisconnectedAt",
                 "#status = :active AND speakerUserId = :u AND speakerConnectionId <> :c",
                 names=_STATUS,
                 values={
@@ -318,6 +320,7 @@ class Store:
                     ":e": expires_at,
                     ":active": ACTIVE,
                     ":u": user_id,
+                    ":now": speaker.connected_at,
                 },
                 returns="ALL_OLD",
                 mine=lambda current: current.get("speakerConnectionId") == speaker.connection_id,
@@ -333,6 +336,8 @@ class Store:
         updated = attrs.evolve(
             previous,
             speaker_connection_id=speaker.connection_id,
+            previous_speaker_connection_id=previous.speaker_connection_id,
+            speaker_replaced_at=speaker.connected_at,
             expires_at=expires_at,
             speaker_disconnected_at=None,
         )

@@ -217,12 +217,6 @@ def catalogue(keys: Keys):
 
 #: Kinds the app admits today (found by this catalogue); each has its strict-xfail
 #: test below and is left out of the sweeping tests until the app refuses it.
-APP_DEFECTS = {
-    "exp as a string": "app: a numeric string exp ('9999999999') is taken as a far-future "
-                       "expiry (PyJWT int()s it; RFC 7519 4.1.4 wants a NumericDate, a number)",
-}
-
-
 @pytest.fixture(scope="module")
 def keys(issuer):
     return Keys(issuer)
@@ -281,8 +275,6 @@ def test_every_forged_token_is_refused_with_401(forged_gateway, keys, dynamodb, 
     sessions_before = dynamodb.scan(TableName=config.sessions_table)["Count"]
     outcomes = {}
     for kind, token in catalogue(keys):
-        if kind in APP_DEFECTS:
-            continue
         status, body = forge(forged_gateway, create_query(token), "forged tokens")
         outcomes[kind] = (status, (body or {}).get("code"))
     wrong = {kind: outcome for kind, outcome in outcomes.items() if outcome != (401, "UNAUTHORIZED")}
@@ -296,23 +288,8 @@ def test_every_forged_token_is_refused_for_a_speaker_refresh(forged_gateway, key
     speaker_cid, session_id = speaker
     outcomes = {}
     for kind, token in catalogue(keys):
-        if kind in APP_DEFECTS:
-            continue
         status, body = forge(forged_gateway, refresh_query(session_id, token), "forged tokens")
         outcomes[kind] = (status, (body or {}).get("code"))
     wrong = {kind: outcome for kind, outcome in outcomes.items() if outcome != (401, "UNAUTHORIZED")}
     assert wrong == {}
     assert forged_gateway.runtime.store.get_session(session_id).speaker_connection_id == speaker_cid
-
-
-@pytest.mark.parametrize("kind", [
-    pytest.param(kind, marks=pytest.mark.xfail(strict=True, reason=reason))
-    for kind, reason in APP_DEFECTS.items()
-])
-def test_known_app_defects_are_refused(forged_gateway, keys, speaker, kind):
-    """The kinds the app still admits, through both intents: 401 expected."""
-    _, session_id = speaker
-    token = dict(catalogue(keys))[kind]
-    created, _ = forge(forged_gateway, create_query(token), "forged tokens")
-    refreshed, _ = forge(forged_gateway, refresh_query(session_id, token), "forged tokens")
-    assert (created, refreshed) == (401, 401)

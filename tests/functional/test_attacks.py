@@ -146,6 +146,11 @@ class TestFullMatches:
 
 class TestReplacedSpeaker:
     @pytest.fixture
+    def config_env(self, config_env):
+        config_env.update(AUDIO_SINK="relay")
+        return config_env
+
+    @pytest.fixture
     def refreshed(self, gateway, speaker, issuer):
         old, session_id = speaker
         status, _, new = gateway.connect({"action": "refreshConnection", "sessionId": session_id,
@@ -153,10 +158,24 @@ class TestReplacedSpeaker:
         assert status == 200
         return old, new, session_id
 
+    def test_audio_in_flight_during_the_handover_is_relayed_then_refused(self, gateway, refreshed, issuer):
+        """Audio the old socket sent while the client was switching over is still
+        relayed (a refresh loses no audio); after the handover window it is
+        CONNECTION_REPLACED like every other speaker action."""
+        from chalicelib.broadcast import AUDIO_HANDOVER_SECONDS
+
+        old, new, session_id = refreshed
+        _, _, listener = join(gateway, session_id)
+        gateway.send(old, {"action": "sendAudio", "audioData": "AAAA", "sequenceNumber": 7})
+        assert gateway.last(listener)["type"] == "audio" and gateway.last(listener)["speakerSequenceNumber"] == 7
+        gateway.runtime.clock.advance(AUDIO_HANDOVER_SECONDS + 1)
+        gateway.send(old, {"action": "sendAudio", "audioData": "AAAA", "sequenceNumber": 8})
+        assert gateway.last(old)["code"] == "CONNECTION_REPLACED"
+        assert gateway.last(listener)["speakerSequenceNumber"] == 7
+
     @pytest.mark.parametrize("message", [
         {"action": "pauseBroadcast"},
         {"action": "setVolume", "volumeLevel": 0.1},
-        {"action": "sendAudio", "audioData": "AAAA"},
         {"action": "endSession"},
     ])
     def test_the_old_connection_has_no_control(self, gateway, refreshed, store, message):
