@@ -44,18 +44,19 @@ def on_ws_connect(event):
     from chalicelib.admission import ConnectRequest
 
     raw = event.to_dict()
+    request = ConnectRequest(
+        connection_id=event.connection_id,
+        query=query_parameters(raw),
+        endpoint=endpoint_for(raw, runtime.config),
+        user_id=authorizer_user_id(raw),
+        token_refusal=authorizer_refusal(raw),
+        source_ip=source_ip(raw),
+    )
     try:
-        runtime.admission.connect(
-            ConnectRequest(
-                connection_id=event.connection_id,
-                query=query_parameters(raw),
-                endpoint=endpoint_for(raw, runtime.config),
-                user_id=authorizer_user_id(raw),
-                token_refusal=authorizer_refusal(raw),
-                source_ip=source_ip(raw),
-            )
-        )
+        runtime.admission.connect(request)
     except Exception as exc:  # every refusal, expected or not, is a status + code
+        if runtime.admission.refuse_in_band(request, exc):
+            return connect_accepted()
         return connect_refusal(exc)
     return connect_accepted()
 

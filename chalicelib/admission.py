@@ -68,6 +68,7 @@ class Welcome:
     message: dict
     deadline: float
     notify: Optional[dict] = None  # {"connection_id": ..., "message": {...}}
+    close: bool = False  # an in-band refusal: close the connection once it is said
 
     def to_payload(self) -> dict:
         return attrs.asdict(self)
@@ -80,6 +81,7 @@ class Welcome:
             message=payload["message"],
             deadline=float(payload["deadline"]),
             notify=payload.get("notify"),
+            close=bool(payload.get("close", False)),
         )
 
 
@@ -161,13 +163,36 @@ class Admission:
         except Exception:
             logger.exception("could not dispatch the first message; undoing connect")
             admitted.undo()
-            raise errors.ServiceUnavailable("could not complete the connection, retry") from None
+            raise errors.ConnectNotCompleted() from None
         if admitted.after is not None:
             try:
                 admitted.after()
             except Exception:  # the connection stands; a notice is not worth refusing it
                 logger.exception("post-connect notice failed")
         return welcome
+
+    def refuse_in_band(self, request: ConnectRequest, refusal: Exception) -> bool:
+        """A client that asked for it (``refusal=message``: browsers, which see nothing
+        of a refused handshake) gets its refusal as the first message, ``error`` with
+        the code, and is then closed. True if that was arranged; False leaves the
+        usual HTTP refusal. Nothing was written for the connection either way."""
+        if request.query.get("refusal") != "message" or not isinstance(refusal, errors.BroadcastError):
+            return False
+        if isinstance(refusal, errors.ConnectNotCompleted):
+            return False  # the welcome could not be dispatched: neither can this
+        now = self._clock()
+        try:
+            self._dispatch_welcome(Welcome(
+                connection_id=request.connection_id,
+                endpoint=request.endpoint,
+                message=messages.error(now, refusal.code, refusal.message),
+                deadline=now + self._config.welcome_delivery_timeout_seconds,
+                close=True,
+            ))
+        except Exception:
+            logger.exception("could not dispatch an in-band refusal")
+            return False
+        return True
 
     # -- rate limits -------------------------------------------------------------
 
@@ -403,6 +428,11 @@ class Admission:
                     return False
             self._sleep(delay)
             delay = min(delay * 2, 0.25)
+        if welcome.close:
+            try:
+                api.close(welcome.connection_id)
+            except DeliveryFailed as exc:
+                logger.warning("closing a refused connection failed: %s", exc)
         if welcome.notify:
             try:
                 api.send(welcome.notify["connection_id"], welcome.notify["message"])

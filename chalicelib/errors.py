@@ -103,6 +103,12 @@ class ServiceUnavailable(BroadcastError):
     default_message = "the state store is unavailable, retry shortly"
 
 
+class ConnectNotCompleted(ServiceUnavailable):
+    """The first message could not be handed to delivery: the connect is undone."""
+
+    default_message = "could not complete the connection, retry"
+
+
 class SessionIdExhausted(ServiceUnavailable):
     code = "SERVICE_UNAVAILABLE"
     default_message = "could not allocate a session id, retry shortly"

@@ -201,16 +201,20 @@ class TestRefusals:
         assert page.stats(LISTENER)["language"] == "es"
 
     def test_a_full_session_shows_its_message(self, open_page):
-        """The stack takes 2 listeners per session: the third is refused and told in words
-        (browsers cannot see the refusal's code: the words name the possible causes)."""
+        """The stack takes 2 listeners per session: the third is refused with
+        SESSION_FULL (in-band: the server says it in a first message) and told so."""
         _, session_id = start_broadcast(open_page)
         join(open_page, session_id, "es")
         join(open_page, session_id, "fr")
         third = open_page(f"/listen?session={session_id}&lang=de")
-        alert = third.page.get_by_role("alert").filter(has_text="Could not join")
-        alert.wait_for()
-        assert "or it may be full" in alert.inner_text()
+        third.page.get_by_role("alert").filter(has_text="This session is full").wait_for()
         assert third.stats(LISTENER)["state"] == "failed"
+
+    def test_an_unknown_session_shows_its_message(self, open_page):
+        """A well-formed code of no live session: SESSION_NOT_FOUND, in words."""
+        page = open_page("/listen?session=faithful-shepherd-999&lang=es")
+        page.page.get_by_role("alert").filter(has_text="There is no live session with that code").wait_for()
+        assert page.stats(LISTENER)["state"] == "failed"
 
     def test_a_bad_token_shows_its_message(self, open_page, stack):
         """A token that is no JWT, one that expired, and a well-formed one the server refuses
@@ -227,7 +231,7 @@ class TestRefusals:
         p.get_by_label("ID token").fill(_foreign_token())
         p.get_by_role("button", name="Use this token").click()
         p.get_by_role("button", name="Start broadcast").click()
-        p.get_by_role("alert").filter(has_text="The server did not start a session").wait_for(timeout=10000)
+        p.get_by_role("alert").filter(has_text="Your sign-in was not accepted").wait_for(timeout=10000)
         assert page.stats(SPEAKER)["sessionId"] is None
         assert p.locator("#live").is_hidden()
 

@@ -403,3 +403,48 @@ class TestRateLimits:
         with ThreadPoolExecutor(max_workers=8) as pool:
             statuses = list(pool.map(lambda _: gateway.connect(query, deliver=False)[0], range(12)))
         assert statuses.count(200) == 4 and statuses.count(429) == 8
+
+
+class TestInBandRefusals:
+    """Browsers see nothing of a refused handshake; ``refusal=message`` asks for the
+    refusal as the first message instead (docs/protocol.md, Refusals)."""
+
+    @pytest.fixture
+    def config_env(self, config_env):
+        config_env.update(MAX_LISTENERS_PER_SESSION="1")
+        return config_env
+
+    def refused(self, gateway, store, query):
+        status, _, cid = gateway.connect({**query, "refusal": "message"})
+        assert status == 200  # the handshake completes...
+        [error] = gateway.received(cid)  # ...its one message says why...
+        assert error["type"] == "error" and "action" not in error
+        assert cid in gateway.server_closed and cid not in gateway.open  # ...and it is closed
+        assert store.get_connection(cid) is None
+        return error["code"]
+
+    def test_each_refusal_arrives_with_its_code(self, gateway, speaker, store, issuer):
+        """Unknown session, full session, bad language, bad token: the exact code."""
+        _, session_id = speaker
+        join(gateway, session_id)  # capacity 1: now full
+        assert self.refused(gateway, store, {"action": "joinSession", "sessionId": "faithful-shepherd-999",
+                                             "targetLanguage": "es"}) == "SESSION_NOT_FOUND"
+        assert self.refused(gateway, store, {"action": "joinSession", "sessionId": session_id,
+                                             "targetLanguage": "es"}) == "SESSION_FULL"
+        assert self.refused(gateway, store, {"action": "joinSession", "sessionId": session_id,
+                                             "targetLanguage": "xx"}) == "UNSUPPORTED_LANGUAGE"
+        assert self.refused(gateway, store, {**LANG_QUERY, "token": issuer.token(exp=1)}) == "UNAUTHORIZED"
+        assert store.get_session(session_id).listener_count == 1
+
+    def test_without_asking_the_handshake_is_refused(self, gateway, speaker):
+        """Other clients keep the HTTP refusal."""
+        status, body, cid = gateway.connect({"action": "joinSession", "sessionId": "faithful-shepherd-999",
+                                             "targetLanguage": "es"})
+        assert (status, body["code"]) == (404, "SESSION_NOT_FOUND") and cid not in gateway.open
+
+    def test_a_refusal_that_cannot_be_delivered_stays_a_status(self, gateway, speaker):
+        """When the first message cannot be dispatched, the handshake is refused as usual."""
+        gateway.runtime.fail_dispatch = True
+        status, body, _ = gateway.connect({"action": "joinSession", "sessionId": "faithful-shepherd-999",
+                                           "targetLanguage": "es", "refusal": "message"})
+        assert (status, body["code"]) == (404, "SESSION_NOT_FOUND")

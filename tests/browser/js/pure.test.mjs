@@ -21,11 +21,13 @@ test("sequenceOf accepts non-negative integers only", () => {
   for (const v of [-1, 1.5, "3", true, null, undefined]) assert.equal(protocol.sequenceOf({ sequenceNumber: v }), null);
 });
 
-test("intent URLs carry every parameter URL-encoded", () => {
+test("intent URLs carry every parameter URL-encoded, and ask for in-band refusals", () => {
   assert.equal(protocol.createUrl("ws://h/dev", { sourceLanguage: "en", qualityTier: null, token: "a.b.c" }),
-    "ws://h/dev?action=createSession&sourceLanguage=en&token=a.b.c");
+    "ws://h/dev?action=createSession&sourceLanguage=en&token=a.b.c&refusal=message");
   assert.equal(protocol.joinUrl("ws://h/dev", { sessionId: "faithful-shepherd-427", targetLanguage: "es" }),
-    "ws://h/dev?action=joinSession&sessionId=faithful-shepherd-427&targetLanguage=es");
+    "ws://h/dev?action=joinSession&sessionId=faithful-shepherd-427&targetLanguage=es&refusal=message");
+  const refresh = new URL(protocol.refreshUrl("ws://h/dev", { role: "listener", sessionId: "a-b-123", targetLanguage: "es" }));
+  assert.equal(refresh.searchParams.get("refusal"), "message");
 });
 
 test("a listener refresh names the connection it replaces; a speaker's carries its token", () => {

@@ -76,8 +76,11 @@ function query(params) {
   return search.toString();
 }
 
+// Every handshake asks for an in-band refusal (docs/protocol.md, Refusals): a
+// browser sees nothing of a refused handshake, so the server accepts it, says why
+// in an `error` first message, and closes.
 function withQuery(url, params) {
-  return `${url}${url.includes("?") ? "&" : "?"}${query(params)}`;
+  return `${url}${url.includes("?") ? "&" : "?"}${query({ ...params, refusal: "message" })}`;
 }
 
 export function createUrl(url, { sourceLanguage, qualityTier, token }) {

@@ -3,10 +3,12 @@
 //
 // Browsers cannot see why a WebSocket handshake was refused: API Gateway answers
 // with an HTTP status, and the WebSocket API shows every refused or failed
-// handshake as close code 1006 with no status. So a page knows a code only when
-// it checked the input itself before connecting (an id's shape, a language not in
-// the supported list, a missing or expired token) or when the server says it in a
-// message (`error`). A refused handshake is HANDSHAKE_REFUSED, worded by intent.
+// handshake as close code 1006 with no status. So the client asks for in-band
+// refusals (`refusal=message`): the server then accepts the handshake, says the
+// code in an `error` first message and closes. A page also checks what it can
+// before connecting (an id's shape, a language not in the supported list, a
+// missing or expired token). A handshake refused all the same (API Gateway's own
+// throttling, an unreachable server) is HANDSHAKE_REFUSED, worded by intent.
 
 const WORDS = {
   MISSING_PARAMETER: "Something needed to connect is missing.",
