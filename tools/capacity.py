@@ -34,9 +34,28 @@ def _latency(text: str):
         raise argparse.ArgumentTypeError(f"expected OP=MS (dynamodb.Query=8), got {text!r}") from None
 
 
+def make_variables(argv, fields):
+    """``SESSIONS=10000`` (as mk/capacity.mk passes them) -> ``--sessions 10000``."""
+    out = []
+    for arg in argv:
+        name, equals, value = arg.partition("=")
+        if equals and name.isupper() and name.lower() in fields:
+            out += ["--" + name.lower().replace("_", "-"), value]
+        elif equals and name.isupper():
+            raise SystemExit(f"capacity.py: unknown profile variable {name} "
+                             f"(known: {', '.join(f.upper() for f in sorted(fields))})")
+        else:
+            out.append(arg)
+    return out
+
+
 def model_main(argv) -> int:
+    import attrs
+
     from tools.scaling import model, profile, report
     from tools.scaling.measure import Measurements, measure
+
+    argv = make_variables(argv, {f.name for f in attrs.fields(profile.Profile)})
 
     parser = argparse.ArgumentParser(prog="capacity.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,7 +77,8 @@ def model_main(argv) -> int:
               "(real handlers, in-process moto)...", file=sys.stderr)
         measured = measure(**chosen.measured_shape())
     result = model.run(chosen, measured, dict(args.latency))
-    print(report.render(result, measured, markdown=args.markdown))
+    compared = model.before_after(chosen, measured, 1000, dict(args.latency))
+    print(report.render(result, measured, markdown=args.markdown, before_after=compared))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"measurements": measured.to_dict(),

@@ -22,18 +22,39 @@ import json
 import os
 import statistics
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from typing import Callable, Dict, List, Optional
 
 import attrs
 
 # The app reads configuration at import; nothing here may reach a real account.
-_FAKE_AWS = {
+_ENDPOINTS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE")
+FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
 }
+
+
+
+@contextmanager
+def aws_environment(**extra: str):
+    """Fake credentials, no profile, no endpoint but ``extra``'s, for the block:
+    whatever runs in it cannot reach a real AWS account."""
+    saved = {k: os.environ.get(k) for k in [*FAKE_AWS, *_ENDPOINTS, *extra]}
+    for name in _ENDPOINTS:
+        os.environ.pop(name, None)
+    os.environ.update(FAKE_AWS, **extra)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
 
 STREAM = "broadcast-audio"
 MANAGEMENT_URL = "https://abcdef1234.execute-api.us-east-1.amazonaws.com/dev"
@@ -147,8 +168,10 @@ def difference(name: str, more: EventCost, less: EventCost) -> EventCost:
     )
 
 
-def _metered_gateway(app_module, config, meter):
-    """The functional tests' gateway, attributing work to the function it runs."""
+def metered_gateway(app_module, config, meter, post_seconds: float = 0.0):
+    """The functional tests' gateway, attributing work to the function it runs and
+    recording each invocation as (function, our CPU seconds, wall seconds). Each
+    @connections post takes ``post_seconds`` (a stand-in for the network)."""
     from tests.support.harness import FakeManagementClient, Gateway
     from chalicelib.connections_api import ConnectionsApi
 
@@ -157,6 +180,8 @@ def _metered_gateway(app_module, config, meter):
     class SizedManagementClient(FakeManagementClient):
         def post_to_connection(self, ConnectionId, Data):
             meter.post(Data)
+            if post_seconds:
+                time.sleep(post_seconds)
             return super().post_to_connection(ConnectionId, Data)
 
     class MeteredGateway(Gateway):
@@ -172,12 +197,12 @@ def _metered_gateway(app_module, config, meter):
         def invoke(self, handler, event):
             name = names.get(id(handler), "?")
             meter.function = name
-            cpu, emulated = time.process_time(), meter.emulator.seconds
+            wall, cpu, emulated = time.perf_counter(), time.process_time(), meter.emulator.seconds
             try:
                 return super().invoke(handler, event)
             finally:
                 ours = time.process_time() - cpu - (meter.emulator.seconds - emulated)
-                self.invocations.append((name, ours))
+                self.invocations.append((name, ours, time.perf_counter() - wall))
                 meter.function = "-"
 
     return MeteredGateway()
@@ -221,9 +246,10 @@ class Scenario:
                 "limitKey": "rate key"}.get(attribute, attribute)
 
     def run(self) -> Measurements:
-        os.environ.update(_FAKE_AWS)
-        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
-            os.environ.pop(name, None)
+        with aws_environment():
+            return self._run()
+
+    def _run(self) -> Measurements:
         import boto3
         from moto import mock_aws
 
@@ -248,14 +274,14 @@ class Scenario:
                 return peeker.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
 
             emulator = EmulatorCpu()
-            emulator.install_moto()
+            stack.callback(emulator.install_moto())
             tables = table_definitions(config)
             # The index the sweep used before issue 10, to price the same writes against it.
             old_index = IndexSpec(OLD_INDEX, ["sessionId"], ["status", "expiresAt"])
             self.meter = meter = Meter(tables=tables, extra_indexes={config.sessions_table: [old_index]},
                                        peek=peek, classify=self._classify, emulator=emulator)
             self.issuer = Issuer()
-            self.gateway = gateway = _metered_gateway(app_module, config, meter)
+            self.gateway = gateway = metered_gateway(app_module, config, meter)
             gateway.runtime.__dict__["verifier"] = TokenVerifier(
                 issuer=ISSUER, audience=AUDIENCE, token_use="id",
                 jwks=JwksCache("http://127.0.0.1:9/jwks.json", 300, fetch=lambda url: self.issuer.jwks()),
@@ -287,11 +313,11 @@ class Scenario:
             gateway.invocations.clear()
             action()
             cpu: Dict[str, float] = {}
-            for function, seconds in gateway.invocations:
+            for function, seconds, _ in gateway.invocations:
                 cpu[function] = cpu.get(function, 0.0) + seconds * 1000
             runs.append(cpu)
         invocations: Dict[str, int] = {}
-        for function, _ in gateway.invocations:
+        for function, _, _ in gateway.invocations:
             invocations[function] = invocations.get(function, 0) + 1
         cost = EventCost(
             name=name, invocations=invocations,

@@ -61,22 +61,24 @@ class EmulatorCpu:
                 with self._lock:
                     self.seconds += spent
 
-    def install_moto(self) -> None:
-        """Count the in-process moto's request handling as emulator time."""
+    def install_moto(self) -> Callable[[], None]:
+        """Count the in-process moto's request handling as emulator time; returns
+        the function that undoes it."""
         from moto.core.botocore_stubber import BotocoreStubber
 
-        if getattr(BotocoreStubber, "_capacity_timed", None) is self:
-            return
-        original = getattr(BotocoreStubber, "_capacity_original", BotocoreStubber.process_request)
+        original = BotocoreStubber.process_request
         meter = self
 
         def process_request(stub, request):
             with meter.excluded():
                 return original(stub, request)
 
-        BotocoreStubber._capacity_original = original
         BotocoreStubber.process_request = process_request
-        BotocoreStubber._capacity_timed = self
+
+        def uninstall() -> None:
+            BotocoreStubber.process_request = original
+
+        return uninstall
 
 
 class Meter(CallCounter):

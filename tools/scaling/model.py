@@ -345,8 +345,11 @@ def _quotas(result: Result) -> List[QuotaUse]:
     out.append(QuotaUse("lambda_sync_rate", q["lambda_sync_rate"], busiest[1]["invocations"],
                         sessions=s, detail=busiest[0]))
     if profile.start_window_minutes > 0:
-        peak = (profile.sessions * (profile.listeners + 1) / (profile.start_window_minutes * 60)
-                + result.apigw["connects"])
+        # Everyone present from the start arrives within the window instead of over
+        # the session; churn and refreshes go on as before.
+        arrivals = profile.sessions * (profile.listeners + 1)
+        peak = (arrivals / (profile.start_window_minutes * 60) + result.apigw["connects"]
+                - arrivals / profile.session_seconds)
         out.append(QuotaUse("apigw_new_connections", q["apigw_new_connections"], peak, sessions=s,
                             detail=f"peak: every session starts within {profile.start_window_minutes:g} min"))
     for (table, index), units in sorted(result.dynamodb.items()):
@@ -373,3 +376,35 @@ def _quotas(result: Result) -> List[QuotaUse]:
     out.append(QuotaUse("sweep_run", SWEEP_TIME_QUOTA, result.sweep["shard_run_seconds"], sessions=s,
                         detail=f"{profile.sessions / profile.sweep_shards:,.0f} sessions per shard"))
     return out
+
+
+# -- issue 10: before and after ----------------------------------------------------------
+
+# The sweep before issue 10, per active session per run (issue 10's own count): a
+# query of its connections, a read of the speaker's row and an @connections GET of
+# the speaker; plus its share of one listing of the status index.
+BEFORE_SWEEP_CALLS_PER_SESSION = 3
+
+
+def before_after(profile: Profile, measured: Measurements, sessions: int = 1000,
+                 latency: Dict[str, float] = None) -> List[dict]:
+    """The hottest index partition at ``sessions`` sessions with the index the
+    sweep used before (partition key ``status``, projection ALL: priced against the
+    same measured writes) and with today's, for audio to Kinesis and relayed."""
+    rows = []
+    for sink in ("kinesis", "relay"):
+        result = run(attrs.evolve(profile, sessions=sessions, audio_sink=sink), measured, latency)
+        old = next(k for k in result.hot_keys if k["index"] == OLD_INDEX)
+        indexed = [k for k in result.hot_keys if k["index"] and k["index"] != OLD_INDEX]
+        new = max(indexed, key=lambda k: k["use"])
+        item = max((k for k in result.hot_keys if not k["index"]), key=lambda k: k["use"])
+        shard = next((k for k in result.hot_keys if k["class"] == "sweep shard" and k["index"]), None)
+        rows.append({"sessions": sessions, "audio": sink, "before_wru": old["wru"], "before_use": old["use"],
+                     "after_index": f"{new['index']} per {new['class']}", "after_wru": new["wru"],
+                     "after_rru": new["rru"], "after_use": new["use"],
+                     "hottest_item": f"{item['table']} {item['class']}", "item_use": item["use"],
+                     "sweep_shard_wru": shard["wru"] if shard else 0.0,
+                     "sweep_calls_per_session": result.sweep["calls_per_session"]
+                     + result.sweep["calls_per_period"] / sessions,
+                     "sweep_calls_per_session_before": BEFORE_SWEEP_CALLS_PER_SESSION})
+    return rows

@@ -15,6 +15,8 @@ from tools.scaling.model import Result
 def num(value: float, digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and math.isinf(value)):
         return "-"
+    if value != 0 and abs(value) < 0.1:
+        return f"{value:.2g}"
     if abs(value) >= 100 or digits == 0:
         return f"{value:,.0f}" if abs(value) >= 1 or value == 0 else f"{value:.2g}"
     return f"{value:,.{digits}f}"
@@ -61,12 +63,26 @@ def events_table(measured: Measurements, result: Result, markdown: bool = False)
                      num(event.unit_total("rru"), 1), num(sum(u for t, i, k, c, u in event.units
                                                             if k == "wru" and i != OLD_INDEX), 1),
                      " ".join(f"{f} {n}" for f, n in sorted(event.invocations.items())),
-                     num(sum(event.cpu_ms.values()), 2), num(rates.get(name, 0), 1)])
+                     num(sum(event.cpu_ms.values()), 2),
+                     num(rates[name], 1) if name in rates else "(source of a row below)"])
     return table(["event (measured)", "calls", "by operation", "RRU", "WRU", "invocations",
                   "CPU ms", "events/s"], rows, markdown)
 
 
-def render(result: Result, measured: Measurements, markdown: bool = False) -> str:
+def before_after_table(rows, markdown: bool = False) -> str:
+    return table(
+        ["sessions, audio", "before: status partition WRU/s", "after: sweep-index shard WRU/s",
+         "after: hottest index partition", "after WRU/s", "after RRU/s", "hottest item",
+         "sweep calls per session-run before -> after"],
+        [[f"{r['sessions']:,}, {r['audio']}", f"{num(r['before_wru'])} ({r['before_use'] * 100:.0f}%)",
+          num(r["sweep_shard_wru"], 3),
+          r["after_index"], f"{num(r['after_wru'], 2)} ({r['after_use'] * 100:.1f}%)", num(r["after_rru"], 2),
+          f"{r['hottest_item']} ({r['item_use'] * 100:.1f}%)",
+          f"{r['sweep_calls_per_session_before']}+ -> {r['sweep_calls_per_session']:.3f}"] for r in rows],
+        markdown)
+
+
+def render(result: Result, measured: Measurements, markdown: bool = False, before_after=None) -> str:
     p = result.profile
     out: List[str] = []
     h = (lambda t: f"\n### {t}\n") if markdown else (lambda t: f"\n== {t} ==")
@@ -142,6 +158,10 @@ def render(result: Result, measured: Measurements, markdown: bool = False) -> st
                  money(result.cost_per_session), ""])
     out.append(table(["service", "$/hour", "share"], rows, markdown))
 
+    if before_after:
+        out.append(h("Issue 10: the hottest partition before and after (% of a partition's 1,000 WRU/s)"))
+        out.append(before_after_table(before_after, markdown))
+
     out.append(h("Quotas (defaults)"))
     rows = []
     for q in sorted(result.quotas, key=lambda q: -q.use):
@@ -170,9 +190,27 @@ def verdict(result: Result) -> str:
         lines.append("Exceeded at this profile: " + "; ".join(
             f"{q.quota.name}{' [' + q.detail + ']' if q.detail else ''} "
             f"({num(q.value, 1)} > {num(q.quota.limit)}, {q.quota.adjustable})" for q in over) + ".")
+        lines.append("To run this profile, ask AWS (or set) at least: " + "; ".join(needed(result)) + ".")
     else:
         lines.append("No default quota is exceeded at this profile.")
     return "\n".join(lines)
+
+
+def needed(result: Result) -> List[str]:
+    """What each exceeded quota must be raised to (Lambda's invocation rate follows
+    its concurrency quota: 10 synchronous invocations per second per unit)."""
+    out, concurrency = [], 0.0
+    for q in result.exceeded():
+        if q.key == "lambda_concurrency":
+            concurrency = max(concurrency, q.value)
+        elif q.key == "lambda_sync_rate":
+            concurrency = max(concurrency, q.value / 10)
+        else:
+            out.append(f"{q.quota.name}{' [' + q.detail + ']' if q.detail else ''} {num(math.ceil(q.value))} {q.quota.unit}")
+    if concurrency:
+        out.insert(0, f"Lambda concurrent executions {num(math.ceil(concurrency))} "
+                      f"(also 10x that in synchronous invocations/s per function)")
+    return out
 
 
 def as_dict(result: Result) -> dict:
