@@ -140,6 +140,9 @@ def render(result: Result, measured: Measurements, markdown: bool = False, befor
     if k.get("records"):
         rows.append(["Kinesis records/s, MB/s written (1 KB-rounded)",
                      f"{num(k['records'])} / {num(k['billed_kb'] / 1024, 1)}"])
+    busiest = max(f["concurrency"] for f in result.functions.values())
+    rows.append(["Lambda: seconds from cold to the busiest function's concurrency "
+                 "(1,000 environments per 10 s)", num(busiest / 100, 1)])
     rows.append(["CloudWatch Logs GB/hour (Lambda + access logs)", num(result.logs_gb_per_hour, 1)])
     rows.append(["data out to clients GB/hour", num(result.transfer_gb_per_hour, 1)])
     s = result.sweep
