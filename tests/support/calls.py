@@ -53,11 +53,11 @@ class CallCounter:
             return sum(n for (s, _), n in self.calls.items() if service in (None, s))
 
 
-def counting(gateway) -> CallCounter:
-    """A counter on everything the harness gateway's app calls: its boto3 clients
-    (created now, so they are hooked before first use), ``@connections`` and the
-    asynchronous invocation of ``deliver_welcome``."""
-    counter = CallCounter()
+def counting(gateway, counter: CallCounter = None) -> CallCounter:
+    """A counter (``counter``, else a new one) on everything the harness gateway's
+    app calls: its boto3 clients (created now, so they are hooked before first use),
+    ``@connections`` and the asynchronous invocation of ``deliver_welcome``."""
+    counter = counter if counter is not None else CallCounter()
     clients = gateway.runtime.clients
     original = clients.client
 
