@@ -70,35 +70,43 @@ class ListenerListings:
     provided it was read after the index had settled on that version: the index is
     eventually consistent, so a listing read within SETTLE_MS of the last change is
     used once but not kept. A publish then costs one DynamoDB call instead of two.
+
+    Listings are of one language (a translation's) or of all (a control, relayed
+    audio); a listing of all serves a publish to one language as well.
     """
 
     SETTLE_MS = 1000
-    MAX_SESSIONS = 1024
+    MAX_LISTINGS = 2048
 
     def __init__(self) -> None:
-        self._listings: "OrderedDict[str, tuple]" = OrderedDict()
+        self._listings: "OrderedDict[tuple, tuple]" = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, session: Session) -> Optional[List[Connection]]:
+    def get(self, session: Session, language: Optional[str]) -> Optional[List[Connection]]:
+        keys = [(session.session_id, language)] + ([(session.session_id, None)] if language else [])
         with self._lock:
-            entry = self._listings.get(session.session_id)
-            if entry is None or entry[0] != session.roster_version:
-                return None
-            self._listings.move_to_end(session.session_id)
-            return entry[1]
+            for key in keys:
+                entry = self._listings.get(key)
+                if entry is not None and entry[0] == session.roster_version:
+                    self._listings.move_to_end(key)
+                    return [c for c in entry[1] if language is None or c.target_language == language]
+        return None
 
-    def keep(self, session: Session, listeners: List[Connection], read_at_ms: int) -> None:
+    def keep(self, session: Session, language: Optional[str], listeners: List[Connection],
+             read_at_ms: int) -> None:
         if read_at_ms < session.roster_changed_at + self.SETTLE_MS:
             return
+        key = (session.session_id, language)
         with self._lock:
-            self._listings[session.session_id] = (session.roster_version, listeners)
-            self._listings.move_to_end(session.session_id)
-            while len(self._listings) > self.MAX_SESSIONS:
+            self._listings[key] = (session.roster_version, listeners)
+            self._listings.move_to_end(key)
+            while len(self._listings) > self.MAX_LISTINGS:
                 self._listings.popitem(last=False)
 
     def drop(self, session_id: str) -> None:
         with self._lock:
-            self._listings.pop(session_id, None)
+            for key in [k for k in self._listings if k[0] == session_id]:
+                del self._listings[key]
 
 
 class Publisher:
@@ -145,13 +153,11 @@ class Publisher:
         )
         if callable(payload):
             payload = payload(session)
-        listeners = self._listings.get(session)
+        listeners = self._listings.get(session, target_language)
         if listeners is None:
             read_at = int(self._clock() * 1000)
-            listeners = list(self._store.listeners(session_id))
-            self._listings.keep(session, listeners, read_at)
-        if target_language is not None:
-            listeners = [c for c in listeners if c.target_language == target_language]
+            listeners = list(self._store.listeners(session_id, target_language))
+            self._listings.keep(session, target_language, listeners, read_at)
         present = {c.target_language for c in listeners}
         reported = {lang: n for lang, n in numbers.items() if lang in present or lang == target_language}
         if not listeners:

@@ -186,9 +186,9 @@ variable "schedules_enabled" {
 }
 
 variable "throttling_burst_limit" {
-  description = "API stage default route burst limit."
+  description = "API stage default route burst limit. Default: the account's own default burst (5,000), so the stage is never the first limit reached (docs/scaling.md)."
   type        = number
-  default     = 500
+  default     = 5000
 
   validation {
     condition     = var.throttling_burst_limit >= 0
@@ -197,9 +197,9 @@ variable "throttling_burst_limit" {
 }
 
 variable "throttling_rate_limit" {
-  description = "API stage default route rate limit (requests per second)."
+  description = "API stage default route rate limit (requests per second). Default: the account's own default (10,000/s); raise both together (docs/scaling.md)."
   type        = number
-  default     = 1000
+  default     = 10000
 
   validation {
     condition     = var.throttling_rate_limit >= 0

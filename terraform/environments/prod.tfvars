@@ -9,8 +9,8 @@ log_retention_days = 90
 point_in_time_recovery_enabled = true
 deletion_protection_enabled    = true
 
-throttling_burst_limit = 500
-throttling_rate_limit  = 1000
+throttling_burst_limit = 5000
+throttling_rate_limit  = 10000
 
 # Speakers: the stack creates its own Cognito user pool (create_user_pool = true,
 # protected from deletion with the tables). To use an existing pool instead, set both:

@@ -59,7 +59,7 @@ run "websocket_api_shape" {
   }
 
   assert {
-    condition     = aws_apigatewayv2_stage.this.default_route_settings[0].throttling_burst_limit == 500 && aws_apigatewayv2_stage.this.default_route_settings[0].throttling_rate_limit == 1000
+    condition     = aws_apigatewayv2_stage.this.default_route_settings[0].throttling_burst_limit == 5000 && aws_apigatewayv2_stage.this.default_route_settings[0].throttling_rate_limit == 10000
     error_message = "The stage is throttled."
   }
 

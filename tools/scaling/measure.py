@@ -384,6 +384,10 @@ class Scenario:
         self.measure("translation (listing read)", lambda: self._publish(first))
         self.measure("translation", lambda: self._publish(first), repeat=5)
         pause, resume = {"action": "pauseBroadcast"}, {"action": "resumeBroadcast"}
+        # A listing of one language serves only its own publishes: the first control
+        # reads all languages' (measured apart), the next ones reuse it.
+        self.measure("control (listing read)", lambda: self._send(self.speaker, pause), [len(json.dumps(pause))])
+        self._send(self.speaker, resume)
         self.measure("control", lambda: self._send(self.speaker, pause), [len(json.dumps(pause))])
         self._send(self.speaker, resume)
         audio = {"action": "sendAudio", "sequenceNumber": 1, "format": "pcm16/16000",

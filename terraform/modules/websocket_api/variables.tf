@@ -51,9 +51,9 @@ variable "authorizer" {
 }
 
 variable "throttling_burst_limit" {
-  description = "Default route burst limit (requests) of the stage."
+  description = "Default route burst limit (requests) of the stage (default: the account's default burst)."
   type        = number
-  default     = 500
+  default     = 5000
 
   validation {
     condition     = var.throttling_burst_limit >= 0 && floor(var.throttling_burst_limit) == var.throttling_burst_limit
@@ -62,9 +62,9 @@ variable "throttling_burst_limit" {
 }
 
 variable "throttling_rate_limit" {
-  description = "Default route steady-state rate limit (requests per second) of the stage."
+  description = "Default route steady-state rate limit (requests per second) of the stage (default: the account's default rate)."
   type        = number
-  default     = 1000
+  default     = 10000
 
   validation {
     condition     = var.throttling_rate_limit >= 0
