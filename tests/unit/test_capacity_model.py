@@ -153,9 +153,10 @@ class TestQuotasAndCost:
         assert result.cost_per_listener_hour == pytest.approx(result.cost_per_hour / 100_000)
 
     def test_the_first_quota_to_break_is_the_one_reached_at_fewest_sessions(self):
-        """Heartbeats alone: the stage's own route throttle (1,000/s) before the
-        account's 10,000/s."""
+        """Heartbeats alone: the account's 10,000 requests/s (messages and their
+        acknowledgements) before the stage's route throttle at the same 10,000/s
+        (messages only)."""
         result = model.run(PROFILE, measured(heartbeat=heartbeat(posts=[100], received=[20])))
         first = result.first_to_break()
-        assert first.key == "apigw_route_rps"
-        assert math.isclose(first.breaks_at_sessions, 1000 * 1000 / result.apigw["received"])
+        assert first.key == "apigw_account_rps"
+        assert math.isclose(first.breaks_at_sessions, 10_000 * 1000 / result.apigw["account_rps"])

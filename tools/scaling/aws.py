@@ -76,7 +76,7 @@ QUOTAS = {
         "API Gateway account throttle (WebSocket messages, connects and @connections calls)",
         10_000, "requests/s", "yes", APIGW_LIMITS),
     "apigw_route_rps": Quota(
-        "API Gateway stage route throttle (terraform throttling_rate_limit, per route)", 10000,
+        "API Gateway stage route throttle (terraform throttling_rate_limit, per route)", 10_000,
         "requests/s", "project", "terraform/variables.tf"),
     "dynamodb_table_rru": Quota(
         "DynamoDB on-demand reads per table or GSI", 40_000, "RRU/s", "yes", DYNAMODB_LIMITS),
