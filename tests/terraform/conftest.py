@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.terraform.tfsupport import (
-    DEFAULT_PLUGIN_DIRS, FIXTURES, REGION, ROOT, Package, Terraform, copy_terraform_tree,
+    DEFAULT_PLUGIN_DIRS, REGION, Package, Terraform, copy_terraform_tree,
     package_command, require_wheelhouse,
 )
 
@@ -74,9 +74,7 @@ def tf_tree(tmp_path_factory, terraform) -> Path:
 
 @pytest.fixture(scope="session")
 def package(tmp_path_factory) -> Package:
-    """The app packaged by tools/package.py; the fixture manifest until app.py exists."""
-    if not (ROOT / "app.py").is_file() or not (ROOT / ".chalice" / "config.json").is_file():
-        return Package(FIXTURES / "manifest.json", FIXTURES / "deployment.zip", real=False)
+    """The app packaged by tools/package.py."""
     require_wheelhouse()
     out_dir = tmp_path_factory.mktemp("build") / "dev"
     result = subprocess.run(
@@ -85,7 +83,7 @@ def package(tmp_path_factory) -> Package:
     )
     if result.returncode != 0:
         pytest.fail(f"tools/package.py failed:\n{result.stdout}\n{result.stderr}", pytrace=False)
-    return Package(out_dir / "manifest.json", out_dir / "deployment.zip", real=True)
+    return Package(out_dir / "manifest.json", out_dir / "deployment.zip")
 
 
 class Stack:
@@ -146,8 +144,6 @@ def applied_stack(terraform, tf_tree, package, moto_endpoint, tmp_path_factory):
     """One ``terraform apply`` of the app's package to moto for the whole session
     (about 45 s), shared by the applied-stack checks, the IAM check and the
     run-deployed end-to-end tests; test_terraform_moto.py destroys it last."""
-    if not package.real:
-        pytest.skip("app.py is not there yet: nothing to deploy")
     stack = Stack(terraform, tf_tree, package, moto_endpoint)
     stack.tf("apply", "-auto-approve", timeout=280)
     raw = terraform.run(tf_tree, "output", "-json", env=stack.env).stdout

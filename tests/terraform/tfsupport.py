@@ -84,7 +84,6 @@ def copy_terraform_tree(dest: Path) -> Path:
 class Package:
     manifest: Path
     zip: Path
-    real: bool  # built from the app (True) or the contract fixture (False)
 
     @property
     def functions(self) -> dict:
