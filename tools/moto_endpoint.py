@@ -26,7 +26,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from urllib.parse import urlparse
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4566
