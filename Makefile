@@ -11,7 +11,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv requirements test test-unit test-functional bench clean
+.PHONY: help venv requirements test test-unit test-functional lint bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ test-unit: $(STAMP) ## Run the pure tests: no server, no moto (about 5 s)
 
 test-functional: $(STAMP) ## Run the app's handlers against moto, in-process and as a server on 127.0.0.1 (about 70 s)
 	$(PY) -m pytest tests/functional $(PYTEST_ARGS)
+
+lint: $(STAMP) ## Check for unused imports and names, undefined or shadowed ones (ruff, pyflakes rules)
+	$(VENV)/bin/ruff check .
 
 bench: $(STAMP) ## Measure speed and memory (in-process, then the local stack); writes build/bench.json
 	$(PY) bench/run.py $(BENCH_ARGS)
