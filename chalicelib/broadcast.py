@@ -11,7 +11,8 @@ from chalicelib import errors
 from chalicelib.audio import parse_chunk
 from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
 from chalicelib.publisher import Publisher
-from chalicelib.state.records import Connection
+from chalicelib.recent import Recent
+from chalicelib.state.records import Connection, Session
 from chalicelib.state.store import Store
 from chalicelib.wire import messages
 from chalicelib.wire.echo import shown
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 # still taken for this long: a refresh must lose no audio. Every other speaker
 # action from the old connection is CONNECTION_REPLACED at once.
 AUDIO_HANDOVER_SECONDS = 10
+# How stale the session behind an audio chunk may be: a pause drops audio within this.
+AUDIO_SESSION_MAX_AGE_SECONDS = 1
 
 # action -> (listener message type, broadcastState changes)
 CONTROLS = {
@@ -45,6 +48,7 @@ class BroadcastActions:
         self._store = store
         self._publisher = publisher
         self._audio_sink = audio_sink
+        self._sessions: Recent[Session] = Recent(AUDIO_SESSION_MAX_AGE_SECONDS)
 
     # -- speaker controls --------------------------------------------------------------
 
@@ -79,6 +83,7 @@ class BroadcastActions:
             state_changes=changes,
             speaker_connection_id=connection.connection_id,
         )
+        self._sessions.keep(session.session_id, session, now)  # this container's audio knows at once
         api.send(
             connection.connection_id,
             messages.build("controlAck", now, action=action,
@@ -144,7 +149,12 @@ class BroadcastActions:
         if claimed is not None and claimed != connection.session_id:
             raise errors.Forbidden("audio can only be sent to the speaker's own session")
         chunk = parse_chunk(message.body)
-        session = self._store.active_session(connection.session_id)
+        # Several chunks a second: the session (is it paused? who is its speaker?) read
+        # in this container in the last AUDIO_SESSION_MAX_AGE_SECONDS serves again.
+        session = self._sessions.get_or(
+            connection.session_id, now,
+            lambda: self._store.active_session(connection.session_id, consistent=False),
+        )
         if connection.connection_id != session.speaker_connection_id and not (
             connection.connection_id == session.previous_speaker_connection_id
             and now * 1000 - (session.speaker_replaced_at or 0) < AUDIO_HANDOVER_SECONDS * 1000

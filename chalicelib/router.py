@@ -17,6 +17,7 @@ from chalicelib.broadcast import CONTROLS, BroadcastActions
 from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
 from chalicelib.departures import Departures
 from chalicelib.keepalive import KeepAlive
+from chalicelib.recent import Recent
 from chalicelib.state.records import Connection
 from chalicelib.state.store import Store
 from chalicelib.wire import messages
@@ -26,6 +27,9 @@ from chalicelib.wire.intents import ClientMessage, parse_message
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[Connection, ClientMessage, ConnectionsApi, float], None]
+
+AUDIO_ACTION = "sendAudio"
+AUDIO_TOUCH_EVERY_SECONDS = 10
 
 
 class Router:
@@ -43,6 +47,7 @@ class Router:
         self._store = store
         self._api = connections_api
         self._clock = clock
+        self._touched: Recent[Connection] = Recent(AUDIO_TOUCH_EVERY_SECONDS)
         self.actions: Dict[str, Handler] = {
             "heartbeat": keepalive.on_heartbeat,
             "joinSession": admission.on_join_again,
@@ -51,7 +56,7 @@ class Router:
             "setVolume": broadcast.on_set_volume,
             "getSessionStatus": broadcast.on_status,
             "changeLanguage": broadcast.on_change_language,
-            "sendAudio": broadcast.on_audio,
+            AUDIO_ACTION: broadcast.on_audio,
         }
 
     def handle_message(self, connection_id: str, raw: Optional[str], endpoint: str) -> None:
@@ -62,9 +67,7 @@ class Router:
         try:
             message = parse_message(raw)
             action = message.action
-            connection = self._store.touch(connection_id, int(now * 1000))
-            if connection is None:
-                raise errors.SessionNotFound("this connection is not part of an active session")
+            connection = self._sender(connection_id, action, now)
             handler = self.actions.get(message.action)
             if handler is None:
                 raise errors.UnknownAction(f"unknown action {shown(message.action)}")
@@ -79,6 +82,21 @@ class Router:
             self._reply(
                 api, connection_id, messages.error(now, internal.code, internal.message, action)
             )
+
+    def _sender(self, connection_id: str, action: str, now: float) -> Connection:
+        """The sender's row, its activity recorded (``lastSeenAt``). Audio chunks come
+        several a second: for them a row touched in this container in the last
+        AUDIO_TOUCH_EVERY_SECONDS serves again, so activity is recorded that often
+        (far inside HEARTBEAT_TIMEOUT_SECONDS), not once per chunk."""
+        if action == AUDIO_ACTION:
+            recent = self._touched.get(connection_id, now)
+            if recent is not None:
+                return recent
+        connection = self._store.touch(connection_id, int(now * 1000))
+        if connection is None:
+            self._touched.drop(connection_id)
+            raise errors.SessionNotFound("this connection is not part of an active session")
+        return self._touched.keep(connection_id, connection, now)
 
     @staticmethod
     def _reply(api: ConnectionsApi, connection_id: str, message: dict) -> None:

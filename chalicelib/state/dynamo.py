@@ -177,10 +177,11 @@ class Dynamo:
 
     # -- single items -------------------------------------------------------------
 
-    def get(self, table: str, key: dict) -> Optional[dict]:
-        """A strongly consistent read; None if there is no such item."""
+    def get(self, table: str, key: dict, consistent: bool = True) -> Optional[dict]:
+        """A read (strongly consistent unless told otherwise, at half the cost);
+        None if there is no such item."""
         item = self.call("get_item", TableName=table, Key=attributes(key),
-                         ConsistentRead=True).get("Item")
+                         ConsistentRead=consistent).get("Item")
         return plain(item) if item else None
 
     def _write(self, operation: str, spec: dict, returns: str,

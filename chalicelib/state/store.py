@@ -65,13 +65,13 @@ class Store:
 
     # -- reads -------------------------------------------------------------------
 
-    def get_session(self, session_id: str) -> Optional[Session]:
-        item = self._db.get(self._sessions, {"sessionId": session_id})
+    def get_session(self, session_id: str, consistent: bool = True) -> Optional[Session]:
+        item = self._db.get(self._sessions, {"sessionId": session_id}, consistent)
         return Session.from_item(item) if item else None
 
-    def active_session(self, session_id: str, message: str = "") -> Session:
+    def active_session(self, session_id: str, message: str = "", consistent: bool = True) -> Session:
         """The session if it is active; raises SessionNotFound otherwise."""
-        session = self.get_session(session_id)
+        session = self.get_session(session_id, consistent)
         if session is None or not session.is_active:
             raise errors.SessionNotFound(message)
         return session

@@ -133,6 +133,20 @@ class TestBudgets:
         assert calls.snapshot() == {"dynamodb.UpdateItem": 2,
                                     "apigatewaymanagementapi.PostToConnection": 3}
 
+    def test_audio_chunks_cost_no_read_or_write_while_recent(self, gateway, speaker, calls, clock_offset):
+        """A speaker's chunks: the first records its activity and reads the session
+        (2 calls); the next ones within a second cost nothing of DynamoDB; the session
+        is read again after a second, the activity recorded again after ten."""
+        speaker_cid, _ = speaker
+        chunk = {"action": "sendAudio", "audioData": "AAAA", "format": "pcm16/16000"}
+        counts = []
+        for step in (0, 0.2, 0.2, 0.2, 1.0, 9.0):
+            clock_offset(step)
+            calls.reset()
+            gateway.send(speaker_cid, chunk)
+            counts.append(dynamodb(calls.snapshot()))
+        assert counts == [2, 0, 0, 0, 1, 2]
+
     def test_an_idle_session_costs_the_sweep_one_call(self, gateway, issuer, calls, config):
         """The sweep of S idle sessions: one query per session, plus one listing query
         per shard and one invocation per shard, whatever S."""
