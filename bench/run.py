@@ -59,6 +59,23 @@ def bench_cold_import() -> None:
     record("cold import of app.py (median of 5)", statistics.median(samples), "ms")
 
 
+def bench_cold_starts() -> None:
+    """Each function from a fresh process, no .pyc, first request served (bench/cold_start.py)."""
+    from bench import cold_start
+
+    zip_path = ROOT / "build" / "dev" / "deployment.zip"
+    if not zip_path.is_file():
+        subprocess.run([sys.executable, str(ROOT / "tools" / "package.py"), "--stage", "dev"],
+                       cwd=ROOT, check=True, capture_output=True)
+    for function, numbers in cold_start.measure(zip_path).items():
+        if function.startswith("("):
+            record(f"cold start: {function}", numbers["total_ms"], "ms")
+            continue
+        record(f"cold start {function}: import app.py", numbers["import_ms"], "ms")
+        record(f"cold start {function}: first request", numbers["request_ms"], "ms")
+        record(f"cold start {function}: process start to served", numbers["total_ms"], "ms")
+
+
 def bench_pure() -> None:
     from chalicelib import liveness
     from chalicelib.wire import ids
@@ -243,6 +260,7 @@ def main() -> None:
     args = parser.parse_args()
     print("benchmarks (lower is better)")
     bench_cold_import()
+    bench_cold_starts()
     bench_pure()
     bench_fanout()
     if not args.skip_stack:

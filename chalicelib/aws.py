@@ -1,9 +1,11 @@
-"""boto3 clients, created lazily and once per container.
+"""AWS clients, created lazily and once per container.
 
-Endpoints are plain boto3 configuration (``AWS_ENDPOINT_URL``,
-``AWS_ENDPOINT_URL_DYNAMODB``, ``AWS_ENDPOINT_URL_LAMBDA``...), so the same code runs
-against AWS, LocalStack, moto or the local gateway. Nothing is created at import
-time, which also keeps moto's mocks in control in tests.
+botocore's own, not boto3's: importing boto3 also imports s3transfer, about 60 ms
+of every cold start for S3 transfers the app never makes (docs/scaling.md, cold
+start). Endpoints are plain SDK configuration (``AWS_ENDPOINT_URL``,
+``AWS_ENDPOINT_URL_DYNAMODB``, ``AWS_ENDPOINT_URL_LAMBDA``...), so the same code
+runs against AWS, LocalStack, moto or the local gateway. Nothing is created at
+import time, which also keeps moto's mocks in control in tests.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ class Clients:
         self._clients: Dict[tuple, object] = {}
         self._lock = threading.Lock()
 
-    def _boto_session(self):
+    def _botocore_session(self):
         if self._session is None:
-            import boto3
+            import botocore.session
 
-            self._session = boto3.session.Session()
+            self._session = botocore.session.get_session()
         return self._session
 
     def client(self, service: str, endpoint_url: Optional[str] = None, **config):
@@ -32,7 +34,7 @@ class Clients:
                 from botocore.config import Config as BotoConfig
 
                 boto_config = BotoConfig(**config) if config else None
-                self._clients[key] = self._boto_session().client(
+                self._clients[key] = self._botocore_session().create_client(
                     service, endpoint_url=endpoint_url, config=boto_config
                 )
             return self._clients[key]

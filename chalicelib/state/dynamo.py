@@ -25,6 +25,7 @@ import uuid
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
 from chalicelib import errors
+from chalicelib.state.values import deserialize, serialize
 
 logger = logging.getLogger(__name__)
 
@@ -33,29 +34,15 @@ BATCH_WRITE_LIMIT = 25  # items per BatchWriteItem
 _CONFLICT_RETRIES = 4
 _UNPROCESSED_RETRIES = 4
 
-_codec = None
-
-
-def _serde():
-    global _codec
-    if _codec is None:
-        from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
-        _codec = (TypeSerializer(), TypeDeserializer())
-    return _codec
-
-
 def attributes(values: dict) -> dict:
     """Plain Python values -> DynamoDB attribute values (an item, a key, or
     expression attribute values)."""
-    serializer = _serde()[0]
-    return {k: serializer.serialize(v) for k, v in values.items()}
+    return {k: serialize(v) for k, v in values.items()}
 
 
 def plain(item: dict) -> dict:
     """DynamoDB attribute values -> plain Python values."""
-    deserializer = _serde()[1]
-    return {k: deserializer.deserialize(v) for k, v in item.items()}
+    return {k: deserialize(v) for k, v in item.items()}
 
 
 class ConditionFailed(Exception):
