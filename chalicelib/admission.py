@@ -297,6 +297,7 @@ class Admission:
             try:
                 self._store.add_listener(listener, self._config.max_listeners_per_session, *extra)
             except ExtraConditionFailed:  # the counter moved since we read it
+                extra = ()
                 self._count_connect(request)
                 self._store.add_listener(listener, self._config.max_listeners_per_session)
         except ConnectionExists as exc:
