@@ -235,6 +235,7 @@ class ClientProtocol:
     def refused(self, key: str, status: int, body: str, now: float) -> List[Any]:
         """The handshake of ``key`` was refused with an HTTP ``status``."""
         purpose = self._purposes.pop(key, None)
+        self._refresh_keys.discard(key)
         detail = describe_refusal(status, body)
         if status == 401 and self.role is Role.SPEAKER:
             # API Gateway says only "Unauthorized"; the token itself may say why.
@@ -256,6 +257,7 @@ class ClientProtocol:
         """The socket ``key`` could not be opened (network error); ``nothing_listening``:
         the connection was refused, no server listens at the URL's address."""
         purpose = self._purposes.pop(key, None)
+        self._refresh_keys.discard(key)
         error = redact(error)  # a malformed URL is quoted whole, token included
         if purpose is None or self.done is not None:
             return []  # a socket given up on meanwhile
