@@ -53,7 +53,7 @@ test: $(STAMP) ## Run the whole test suite (unit, functional, e2e, terraform)
 # Pure tests: no server, no moto, no socket (about 5 s). Sans-I/O modules get
 # their tests listed here as they are added.
 UNIT_TESTS := tests/unit $(addprefix tests/local_stack/,test_apigw_events.py \
-              test_apigw_decisions.py test_apigw_connection.py test_client_protocol.py \
+              test_apigw_decisions.py test_apigw_connection.py test_client_protocol.py test_client_ordering.py \
               test_client_token_hints.py test_schedule.py test_lambda_runtime.py test_issuer.py \
               test_sigv4.py test_logsafe.py)
 

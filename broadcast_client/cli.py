@@ -8,8 +8,9 @@ The URL defaults to the local stack (``ws://127.0.0.1:8000/dev``; ``--url`` or
 ``BROADCAST_TOKEN``, or from ``--token-command``, run again before every
 refresh and reconnect (ID tokens expire: Cognito's after an hour by default).
 Token values are never printed. What arrives is printed on stdout as ``< ...`` lines:
-readable text on a terminal, the JSON itself otherwise (``--output``); notes go
-to stderr. Commands are read from stdin while the client runs (``help`` lists
+readable text on a terminal, the JSON itself otherwise (``--output``); broadcast
+messages in ``sequenceNumber`` order, each once (docs/protocol.md, Ordering and
+duplicates). Notes (gaps, reconnects) go to stderr. Commands are read from stdin while the client runs (``help`` lists
 them; end of input just stops reading). Ctrl-C stops (a speaker ends its
 session first).
 """

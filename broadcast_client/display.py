@@ -1,8 +1,8 @@
 """What the reference client shows a person: readable lines, never a token.
 
 :func:`describe` renders a server message as one line (``--output text``),
-:func:`describe_refusal` a refused handshake, :func:`describe_nothing_listening`
-a server that is not there; :func:`redact` hides ``token=`` values in anything
+:func:`describe_gap` broadcast messages given up on, :func:`describe_refusal` a
+refused handshake, :func:`describe_nothing_listening` a server that is not there; :func:`redact` hides ``token=`` values in anything
 printed.
 """
 from __future__ import annotations
@@ -110,6 +110,18 @@ def describe(message: dict) -> str:
     fields = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in message.items() if k not in skip)
     language = f" ({message['targetLanguage']})" if message.get("targetLanguage") else ""
     return f"{kind}{numbered}{language}" + (f": {fields}" if fields else "")
+
+
+def describe_gap(language: Any, gap: Any, *, gap_timeout: float, window: int) -> str:
+    """A note for numbers given up on (an :class:`~broadcast_client.ordering.Gap`)."""
+    why = {
+        "timeout": f"not arrived within {gap_timeout:g} s of a later one",
+        "window": f"not arrived before {window} later ones",
+        "reconnect": "published while reconnecting",
+        "end": "not arrived before the client stopped",
+    }.get(gap.reason, gap.reason)
+    return (f"! {gap.count} message(s) in {language} missed (#{gap.first}..#{gap.last}): {why}; "
+            f"not waiting for them any more")
 
 
 def describe_refusal(status: int, body: str) -> str:

@@ -1,16 +1,21 @@
 """Order of what a listener receives: broadcast sequence numbers and speaker audio.
 
 This module is where the client applies docs/protocol.md's rules about order
-(Broadcast: ``sequenceNumber`` per session and target language; Audio in:
-``speakerSequenceNumber``). The protocol core only asks it questions:
+("Ordering and duplicates"), the same rules as the browser client's
+``web/assets/js/lib/sequence.js`` (``ReorderBuffer``) and ``player.js``:
 
-- :class:`BroadcastSequences`: is this numbered message new (show it) or a
-  duplicate (drop it), and which numbers were lost? One :class:`SequenceFilter`
-  per target language.
-- :class:`AudioReorderBuffer`: which received audio chunks are due to be written,
-  in the speaker's order.
+- :class:`ReorderBuffer`: one sequence of numbers. Delivers each number once, in
+  order; holds what arrives early; gives a missing number up (a :class:`Gap`) only
+  when a later message has waited :data:`GAP_TIMEOUT` or more than :data:`WINDOW`
+  messages wait behind it; drops duplicates, and late numbers whose gap was reported.
+- :class:`BroadcastSequences`: one buffer per target language, and the baseline
+  rules of the welcomes (join, refresh, reconnect) and of ``languageChanged``.
+- :class:`AudioOrder`: received audio chunks in the speaker's order
+  (``speakerSequenceNumber``), holding a chunk at most :data:`AUDIO_HOLD` for a
+  missing earlier one.
 
-Pure: no sockets, no clock (callers pass ``now``).
+Pure: no sockets, no clock. Callers pass ``now`` (any unit, the same throughout:
+the client uses epoch seconds) and call ``expire(now)`` at ``deadline()``.
 """
 from __future__ import annotations
 
@@ -20,200 +25,272 @@ import attrs
 
 from .actions import Print, WriteAudio
 
-#: How far past the oldest missing number a filter keeps waiting for it.
-SEQUENCE_WINDOW = 1000
+#: How many messages may wait behind a missing number before it is given up.
+WINDOW = 128
+#: How long (s) a message waits for a missing number before that number is given up.
+GAP_TIMEOUT = 2.0
+#: How many given-up numbers are remembered, to tell "late" from "duplicate".
+SKIPPED_MEMORY = 1024
+#: How long (s) an audio chunk waits for a missing earlier one (the browser player's 300 ms).
+AUDIO_HOLD = 0.3
+#: How many audio chunks may wait behind a missing one (the browser player's window).
+AUDIO_WINDOW = 32
 
 
 @attrs.frozen
 class Gap:
-    """Numbers a :class:`SequenceFilter` stopped waiting for: ``count`` of them
-    between ``first`` and ``last`` (both missing)."""
+    """Numbers ``first``..``last`` (all missing) given up on, and why: ``timeout``
+    (a later message waited the gap timeout), ``window`` (too many waited behind
+    them), ``reconnect`` (published while the client was away) or ``end`` (the
+    client stopped before they came)."""
 
-    count: int
     first: int
     last: int
+    reason: str
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+
+@attrs.frozen
+class Release:
+    """What one input to a :class:`ReorderBuffer` lets out: items to ``deliver`` in
+    order, after reporting ``gaps``; ``duplicate`` and ``late`` say why an arrival
+    was dropped."""
+
+    deliver: Tuple[Any, ...] = ()
+    gaps: Tuple[Gap, ...] = ()
+    duplicate: bool = False
+    late: bool = False
+
+    def __add__(self, other: "Release") -> "Release":
+        return Release(self.deliver + other.deliver, self.gaps + other.gaps,
+                       self.duplicate or other.duplicate, self.late or other.late)
 
 
 @attrs.define
-class SequenceFilter:
-    """The ``sequenceNumber`` values of one target language seen so far.
+class ReorderBuffer:
+    """One sequence of numbers, put back in order (docs/protocol.md, "Ordering and
+    duplicates", steps 1 to 5; sequence.js's ``ReorderBuffer``, method for method)."""
 
-    docs/protocol.md (Broadcast): numbers are strictly increasing per session and
-    target language; drop a message whose number you have seen (a refresh overlap
-    delivers everything twice); a jump means messages were lost. Publishes run
-    concurrently, so messages may also arrive out of order: every number above
-    ``floor`` is remembered, not only the highest. A number more than ``window``
-    below the highest seen is given up on (:meth:`expire`), so one lost message
-    does not make the filter remember every later number.
-    """
+    window: int = WINDOW
+    gap_timeout: float = GAP_TIMEOUT
+    #: The next number to deliver; None until a baseline (a welcome) or a timeout sets it.
+    next: Optional[int] = None
+    duplicates: int = 0
+    late: int = 0
+    _held: Dict[int, Tuple[Any, float]] = attrs.field(factory=dict)  # number -> (item, arrived at)
+    _skipped: Dict[int, None] = attrs.field(factory=dict)  # an ordered set, oldest first
 
-    floor: Optional[int] = None  # every number up to here counts as seen
-    window: int = SEQUENCE_WINDOW
-    _above: set = attrs.field(factory=set)
-    _top: Optional[int] = None  # the highest number in _above (when not empty)
+    def reset(self, baseline: int, now: float) -> Release:
+        """Start after ``baseline``, the last number published before this client
+        arrived (``sessionJoined``, ``languageChanged``). Held numbers at or below it
+        are dropped: they were published before."""
+        self.next = baseline + 1
+        self._held = {n: held for n, held in self._held.items() if n > baseline}
+        return self._drain(now)
 
-    def reset(self, baseline: int) -> None:
-        """Start at ``baseline``, the last number published before we arrived
-        (``sessionJoined``, ``languageChanged``); numbers above it seen already stay seen."""
-        self.floor = baseline
-        self._above = {n for n in self._above if n > baseline}
-        self._compact()
+    def advance(self, baseline: int, now: float) -> Release:
+        """After a reconnect: everything up to ``baseline`` was published while the
+        client was away; what never arrived is reported at once (it cannot arrive any
+        more)."""
+        if self.next is None:
+            return self.reset(baseline, now)
+        deliver: List[Any] = []
+        gaps: List[Gap] = []
+        while self.next <= baseline:
+            if self.next in self._held:
+                deliver.append(self._take(self.next))
+                self.next += 1
+                continue
+            following = [n for n in self._held if self.next < n <= baseline]
+            last = min(following) - 1 if following else baseline
+            gaps.append(self._skip(self.next, last, "reconnect"))
+            self.next = last + 1
+        return Release(tuple(deliver), tuple(gaps)) + self._drain(now)
 
-    def advance(self, baseline: int) -> List[int]:
-        """Count everything up to ``baseline`` as seen (after a reconnect); returns
-        the numbers that never arrived, lost while we were away."""
-        if self.floor is None:
-            self.reset(baseline)
-            return []
-        missed = [n for n in range(self.floor + 1, baseline + 1) if n not in self._above]
-        if baseline > self.floor:
-            self.reset(baseline)
-        return missed
+    def push(self, number: int, item: Any, now: float) -> Release:
+        """Message ``number`` (carrying ``item``) arrived at ``now``."""
+        if (self.next is not None and number < self.next) or number in self._held:
+            late = number in self._skipped
+            if late:
+                del self._skipped[number]
+                # Its gap was reported and later messages delivered: applying it now
+                # would put old state (a pause, a volume) over newer state.
+                self.late += 1
+            else:
+                self.duplicates += 1
+            return Release(duplicate=not late, late=late)
+        self._held[number] = (item, now)
+        return self._drain(now)
 
-    def accept(self, number: int) -> bool:
-        """True the first time ``number`` is seen, False for a duplicate."""
-        if (self.floor is not None and number <= self.floor) or number in self._above:
-            return False
-        self._above.add(number)
-        if self._top is None or number > self._top or len(self._above) == 1:
-            self._top = number
-        self._compact()
-        return True
+    def expire(self, now: float) -> Release:
+        """Give up on missing numbers whose followers waited long enough."""
+        return self._drain(now)
 
-    def expire(self) -> Optional[Gap]:
-        """Stop waiting for numbers more than :attr:`window` below the highest
-        seen: they count as seen from now on. Returns what was given up, if anything."""
-        if not self._above:
+    def flush(self) -> Release:
+        """Deliver everything held, in order, the holes reported as ``end`` gaps
+        (the client stops: nothing else will come)."""
+        return self._drain(0.0, force="end")
+
+    def deadline(self) -> Optional[float]:
+        """When :meth:`expire` must run next, or None when nothing waits."""
+        if not self._held:
             return None
-        top = self._top
-        if self.floor is None:
-            low = min(self._above)
-            if top - low <= self.window:
-                return None
-            self.floor = low - 1
-        if top - self.floor <= self.window:
-            return None
-        new_floor = top - self.window
-        first = self.floor + 1  # missing: _compact() leaves no seen number at floor + 1
-        last = new_floor
-        while last in self._above:
-            last -= 1
-        kept = {n for n in self._above if n > new_floor}
-        count = (new_floor - self.floor) - (len(self._above) - len(kept))
-        self._above, self.floor = kept, new_floor
-        self._compact()
-        return Gap(count, first, last)
-
-    def missing(self) -> List[int]:
-        """Numbers below the highest seen that have not arrived (yet)."""
-        if not self._above:
-            return []
-        low = self.floor + 1 if self.floor is not None else min(self._above)
-        return [n for n in range(low, max(self._above)) if n not in self._above]
+        return self._oldest() + self.gap_timeout
 
     @property
-    def remembered(self) -> int:
-        """How many numbers above :attr:`floor` are held (the filter's memory)."""
-        return len(self._above)
+    def waiting(self) -> int:
+        """How many numbers arrived but wait for a missing one."""
+        return len(self._held)
 
-    @property
-    def highest(self) -> Optional[int]:
-        return max(self._above, default=self.floor)
+    def _oldest(self) -> float:
+        return min(at for _, at in self._held.values())
 
-    def _compact(self) -> None:
-        if self.floor is None:
-            return
-        while self.floor + 1 in self._above:
-            self.floor += 1
-            self._above.discard(self.floor)
+    def _take(self, number: int) -> Any:
+        return self._held.pop(number)[0]
+
+    def _skip(self, first: int, last: int, reason: str) -> Gap:
+        # Only the newest SKIPPED_MEMORY numbers are kept: add no more than that.
+        for n in range(max(first, last - SKIPPED_MEMORY + 1), last + 1):
+            self._skipped[n] = None
+            if len(self._skipped) > SKIPPED_MEMORY:
+                del self._skipped[next(iter(self._skipped))]
+        return Gap(first, last, reason)
+
+    def _drain(self, now: float, force: Optional[str] = None) -> Release:
+        deliver: List[Any] = []
+        gaps: List[Gap] = []
+        while True:
+            if self.next is not None and self.next in self._held:
+                deliver.append(self._take(self.next))
+                self.next += 1
+                continue
+            if not self._held:
+                break
+            # Compared as deadline() computes it, so that expire(deadline()) always acts.
+            if force is not None:
+                reason = force
+            elif now >= self._oldest() + self.gap_timeout:
+                reason = "timeout"
+            elif len(self._held) > self.window:
+                reason = "window"
+            else:
+                break
+            low = min(self._held)
+            if self.next is None:
+                # No baseline came (a welcome lost): start at the lowest number seen.
+                self.next = low
+                continue
+            gaps.append(self._skip(self.next, low - 1, reason))
+            self.next = low
+        return Release(tuple(deliver), tuple(gaps))
 
 
 @attrs.define
 class BroadcastSequences:
-    """A listener's broadcast numbering, one :class:`SequenceFilter` per target language.
+    """A listener's broadcast numbering: one :class:`ReorderBuffer` per target
+    language, and docs/protocol.md's baseline rules.
 
     Welcomes (``sessionJoined``, ``connectionRefreshComplete``) and
     ``languageChanged`` carry a baseline, the last number published before them;
     every other numbered message is a broadcast message (:meth:`arrived`).
     """
 
-    _filters: Dict[Optional[str], SequenceFilter] = attrs.field(factory=dict)
+    window: int = WINDOW
+    gap_timeout: float = GAP_TIMEOUT
+    _buffers: Dict[Optional[str], ReorderBuffer] = attrs.field(factory=dict)
 
-    def of(self, language: Optional[str]) -> SequenceFilter:
-        """The filter of one target language."""
-        return self._filters.setdefault(language, SequenceFilter())
+    def of(self, language: Optional[str]) -> ReorderBuffer:
+        """The buffer of one target language."""
+        buffer = self._buffers.get(language)
+        if buffer is None:
+            buffer = self._buffers[language] = ReorderBuffer(self.window, self.gap_timeout)
+        return buffer
 
-    def arrived(self, language: Optional[str], number: int) -> Tuple[bool, List[Any]]:
-        """A broadcast message numbered ``number`` arrived: whether to show it
-        (False: a duplicate, drop it) and notes about numbers given up on."""
-        sequences = self.of(language)
-        if not sequences.accept(number):
-            return False, []
-        gap = sequences.expire()
-        if gap is None:
-            return True, []
-        return True, [Print(f"! {gap.count} message(s) missed (#{gap.first}..#{gap.last}): not arrived "
-                            f"{sequences.window} messages later; no longer waiting for them")]
+    def arrived(self, language: Optional[str], number: int, item: Any, now: float) -> Release:
+        """A broadcast message numbered ``number`` arrived."""
+        return self.of(language).push(number, item, now)
 
-    def welcomed(self, language: Optional[str], baseline: int, *, reconnected: bool) -> List[Any]:
+    def welcomed(self, language: Optional[str], baseline: int, now: float, *,
+                 reconnected: bool) -> Release:
         """A welcome's ``sequenceNumber`` (``baseline``) arrived; ``reconnected``: on a
-        socket that replaced one lost unexpectedly. Returns notes about messages lost."""
-        sequences = self.of(language)
+        socket that replaced one lost unexpectedly."""
+        buffer = self.of(language)
         if reconnected:
-            missed = sequences.advance(baseline)
-            if missed:
-                return [Print(f"! {len(missed)} message(s) missed while reconnecting "
-                              f"(#{missed[0]}..#{missed[-1]})")]
-        elif sequences.floor is None:
-            # A refresh overlap keeps the old floor: the old socket may still
-            # deliver numbers below this baseline.
-            sequences.reset(baseline)
-        return []
+            return buffer.advance(baseline, now)
+        if buffer.next is None:
+            return buffer.reset(baseline, now)
+        # A refresh keeps its place: the old socket may still deliver numbers below
+        # this baseline.
+        return Release()
 
-    def restart(self, language: Optional[str], baseline: int) -> None:
-        """``languageChanged``: numbering of ``language`` starts after ``baseline``."""
-        self.of(language).reset(baseline)
+    def restart(self, language: Optional[str], baseline: int, now: float) -> Release:
+        """``languageChanged``: the numbering of ``language`` starts after ``baseline``."""
+        return self.of(language).reset(baseline, now)
+
+    def expire(self, now: float) -> List[Tuple[Optional[str], Release]]:
+        """Every language's buffer whose :meth:`ReorderBuffer.deadline` has come, expired."""
+        return [(language, buffer.expire(now)) for language, buffer in self._buffers.items()
+                if buffer.deadline() is not None and now >= buffer.deadline()]
+
+    def flush(self) -> List[Tuple[Optional[str], Release]]:
+        """Every language's held messages, in order (the client stops)."""
+        return [(language, buffer.flush()) for language, buffer in self._buffers.items()
+                if buffer.waiting]
+
+    def deadline(self) -> Optional[float]:
+        """When :meth:`expire` must run next, or None when nothing waits."""
+        return min((d for d in (b.deadline() for b in self._buffers.values()) if d is not None),
+                   default=None)
 
 
 @attrs.define
-class AudioReorderBuffer:
-    """Puts received audio back in the speaker's order before it is written.
+class AudioOrder:
+    """Received audio chunks in the speaker's order, as the browser's player does.
 
-    API Gateway hands one connection's messages to the server concurrently and a
-    publish fans out concurrently, so chunks can arrive out of order. They are
-    ordered by ``speakerSequenceNumber``: a chunk is written when it is the next
-    one, or when chunks have waited ``hold`` seconds for a missing one (which is
-    then skipped, and dropped if it turns up later). Chunks without a number are
-    written as they come.
+    Concurrent ``sendAudio`` invocations can publish chunks in another order than
+    spoken (docs/protocol.md, "Ordering and duplicates", last paragraph). The first
+    chunk numbered is written at once and sets the order; a chunk after a missing
+    one waits at most :attr:`hold` seconds (or until :attr:`window` chunks wait),
+    then the missing one is skipped, and not written if it turns up later. Chunks
+    without a number are written as they come.
     """
 
-    hold: float = 0.5
-    _next: Optional[int] = None
-    _pending: Dict[int, Tuple[float, bytes]] = attrs.field(factory=dict)
+    hold: float = AUDIO_HOLD
+    window: int = AUDIO_WINDOW
+    _order: ReorderBuffer = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._order = ReorderBuffer(self.window, self.hold)
 
     def push(self, number: Optional[int], data: bytes, now: float) -> List[Any]:
+        """One chunk arrived: what to write now (and notes)."""
         if number is None:
             return [WriteAudio(data)]
-        if (self._next is not None and number < self._next) or number in self._pending:
+        if self._order.next is None:
+            self._order.reset(number - 1, now)
+        result = self._order.push(number, data, now)
+        if result.duplicate or result.late:
             return [Print(f"! speaker's audio chunk {number} came too late or twice; not written")]
-        self._pending[number] = (now, data)
-        return self.release(now)
+        return self._write(result)
 
-    def release(self, now: float, *, flush: bool = False) -> List[Any]:
-        """Write what is due: the next chunk in order, everything once ``hold`` expired."""
-        actions: List[Any] = []
-        while self._pending:
-            number = min(self._pending)
-            waited = now - min(arrived for arrived, _ in self._pending.values())
-            if not (flush or number == self._next or waited >= self.hold):
-                break
-            _, data = self._pending.pop(number)
-            self._next = number + 1
-            actions.append(WriteAudio(data))
-        return actions
+    def expire(self, now: float) -> List[Any]:
+        return self._write(self._order.expire(now))
+
+    def flush(self) -> List[Any]:
+        """Everything held, in order (the client stops)."""
+        return self._write(self._order.flush())
 
     def deadline(self) -> Optional[float]:
-        """When :meth:`release` must run next, or None when nothing waits."""
-        if not self._pending:
-            return None
-        return min(arrived for arrived, _ in self._pending.values()) + self.hold
+        return self._order.deadline()
+
+    def _write(self, result: Release) -> List[Any]:
+        why = {"timeout": f"not arrived within {self.hold:g} s",
+               "window": f"{self.window} later chunks waited for them",
+               "end": "not arrived before the end"}
+        actions: List[Any] = [Print(f"! speaker's audio chunk(s) {gap.first}..{gap.last} skipped: "
+                                    f"{why.get(gap.reason, gap.reason)}")
+                              for gap in result.gaps]
+        return actions + [WriteAudio(data) for data in result.deliver]

@@ -6,8 +6,8 @@ opened, a message, a close, a refusal, a typed command, the clock) into
 or write audio). The I/O layer (:mod:`broadcast_client.cli`) performs the
 actions and feeds back what happens; tests do the same without sockets.
 
-Its helpers, each pure: :mod:`~broadcast_client.ordering` (duplicates, gaps and
-audio order), :mod:`~broadcast_client.commands` (what a typed line means),
+Its helpers, each pure: :mod:`~broadcast_client.ordering` (order, duplicates,
+gaps, audio order), :mod:`~broadcast_client.commands` (what a typed line means),
 :mod:`~broadcast_client.audio` (tones, chunks), :mod:`~broadcast_client.display`
 (readable output) and :mod:`~broadcast_client.token_hints` (why a token may
 have been refused).
@@ -27,8 +27,8 @@ from . import commands
 from .actions import Close, Exit, FetchToken, Open, Print, ReadAudio, Send
 from .audio import AUDIO_CHUNK_BYTES, AUDIO_FORMAT, decode_audio_data, send_audio_bodies, tone_pcm16
 from .commands import LISTENER_HELP, SPEAKER_HELP
-from .display import describe, describe_nothing_listening, describe_refusal, redact
-from .ordering import AudioReorderBuffer, BroadcastSequences, SequenceFilter
+from .display import describe, describe_gap, describe_nothing_listening, describe_refusal, redact
+from .ordering import AUDIO_HOLD, AudioOrder, BroadcastSequences, Release, ReorderBuffer
 from .token_hints import token_hints
 
 #: How long Ctrl-C waits for ``sessionEnded`` after ``endSession`` before closing.
@@ -79,13 +79,16 @@ class ClientProtocol:
     output: str = attrs.field(default="json", validator=attrs.validators.in_(("json", "text")))
     audio_out: bool = False  # listener: emit WriteAudio for received audio
     chunk_bytes: int = AUDIO_CHUNK_BYTES  # speaker: raw bytes per sendAudio chunk
-    audio_hold: float = 0.5  # listener: how long audio waits for a missing chunk
+    audio_hold: float = AUDIO_HOLD  # listener: how long audio waits for a missing chunk
     answer_timeout: float = 5.0  # how long a command waits for the previous one's answer
     #: speaker: get a fresh token (FetchToken) before every refresh and reconnect,
     #: and before the first socket when no token was given (``--token-command``)
     fresh_tokens: bool = False
     #: how long a refresh socket may stay open without connectionRefreshComplete
     refresh_timeout: float = 15.0
+    #: how long a replaced socket is still read after connectionRefreshComplete
+    #: (messages on their way to it still arrive; the browser client waits 1 s too)
+    drain: float = 1.0
 
     current: Optional[str] = None  # the socket that carries the session
     broadcast_state: Optional[dict] = None  # as last reported by the server
@@ -95,7 +98,7 @@ class ClientProtocol:
     _next_heartbeat: Optional[float] = None
     _reconnects: int = 0
     _sequences: BroadcastSequences = attrs.field(factory=BroadcastSequences)
-    _audio: Optional[AudioReorderBuffer] = None
+    _audio: Optional[AudioOrder] = None
     _audio_sent: int = 0  # speaker: the last sendAudio sequenceNumber
     _awaiting: Optional[Tuple[str, float]] = None  # (action, give up at) of the command in flight
     _backlog: List[str] = attrs.field(factory=list)  # commands typed meanwhile
@@ -107,10 +110,14 @@ class ClientProtocol:
     # it as previousConnectionId to take over its place (docs/protocol.md).
     connection_id: Optional[str] = None
     _refresh_deadlines: Dict[str, float] = attrs.field(factory=dict)  # open refresh sockets
+    # Sockets opened for a refresh: their welcome keeps the buffers' place, even when
+    # the old socket closed first and they carry on as a reconnect would.
+    _refresh_keys: set = attrs.field(factory=set)
+    _retiring: Dict[str, float] = attrs.field(factory=dict)  # replaced sockets: close at
     done: Optional[Exit] = None
 
     def __attrs_post_init__(self) -> None:
-        self._audio = AudioReorderBuffer(hold=self.audio_hold)
+        self._audio = AudioOrder(hold=self.audio_hold)
 
     # -- URLs ------------------------------------------------------------------
 
@@ -148,6 +155,8 @@ class ClientProtocol:
         self._counter += 1
         key = f"c{self._counter}"
         self._purposes[key] = purpose
+        if purpose is Purpose.REFRESH:
+            self._refresh_keys.add(key)
         if self.role is Role.SPEAKER and self.fresh_tokens and (purpose is not Purpose.START
                                                                   or not self.token):
             self._pending[key] = (reconnect_query, delay)
@@ -164,13 +173,22 @@ class ClientProtocol:
         return next((k for k, p in self._purposes.items() if p is Purpose.REFRESH), None)
 
     def _exit(self, code: int, reason: str) -> List[Any]:
+        actions = self._flush()
         self.done = Exit(code, reason)
-        actions: List[Any] = self._audio.release(0.0, flush=True)
         actions += [Close(key) for key in sorted(self._open)]
         return actions + [self.done]
 
-    def sequence(self, language: Optional[str]) -> SequenceFilter:
-        """The duplicate filter of one target language."""
+    def _flush(self) -> List[Any]:
+        """What still waits for a missing message or chunk, in order: nothing else
+        will come (the browser page drops it; a transcript should keep it)."""
+        actions: List[Any] = []
+        for language, result in self._sequences.flush():
+            # Audio among them is flushed right below: its arrival time does not matter.
+            actions += self._release(language, result, 0.0)
+        return actions + self._audio.flush()
+
+    def sequence(self, language: Optional[str]) -> ReorderBuffer:
+        """The reorder buffer of one target language."""
         return self._sequences.of(language)
 
     # -- inputs ----------------------------------------------------------------
@@ -217,6 +235,7 @@ class ClientProtocol:
     def refused(self, key: str, status: int, body: str, now: float) -> List[Any]:
         """The handshake of ``key`` was refused with an HTTP ``status``."""
         purpose = self._purposes.pop(key, None)
+        self._refresh_keys.discard(key)
         detail = describe_refusal(status, body)
         if status == 401 and self.role is Role.SPEAKER:
             # API Gateway says only "Unauthorized"; the token itself may say why.
@@ -238,6 +257,7 @@ class ClientProtocol:
         """The socket ``key`` could not be opened (network error); ``nothing_listening``:
         the connection was refused, no server listens at the URL's address."""
         purpose = self._purposes.pop(key, None)
+        self._refresh_keys.discard(key)
         error = redact(error)  # a malformed URL is quoted whole, token included
         if purpose is None or self.done is not None:
             return []  # a socket given up on meanwhile
@@ -258,37 +278,38 @@ class ClientProtocol:
         if not isinstance(message, dict):
             return [Print(f"< {text}")]
         kind = message.get("type")
-        sequence = message.get("sequenceNumber")
-        if not isinstance(sequence, int) or isinstance(sequence, bool):
-            sequence = None
+        sequence = _sequence_of(message)
+        if (self.role is Role.LISTENER and sequence is not None and kind not in _WELCOMES
+                and kind != "languageChanged"):
+            # Published: shown in sequenceNumber order, once, whichever socket of a
+            # refresh overlap brought it (docs/protocol.md, Ordering and duplicates).
+            language = message.get("targetLanguage") or self.target_language
+            result = self._sequences.arrived(language, sequence, (text, message), now)
+            if result.late:
+                return [Print(f"! message #{sequence} in {language} came after it was given up; "
+                              f"dropped (it would put older state over newer)")]
+            return self._release(language, result, now)
         actions: List[Any] = []
-        if sequence is not None and kind not in _WELCOMES and kind != "languageChanged":
-            # During a refresh both sockets carry the broadcast: drop duplicates.
-            show, notes = self._sequences.arrived(message.get("targetLanguage") or self.target_language,
-                                                  sequence)
-            if not show:
-                return []
-            actions.extend(notes)
-        actions.append(Print(f"< {text}" if self.output == "json" else f"< {describe(message)}"))
-        if isinstance(message.get("broadcastState"), dict):
-            self.broadcast_state = message["broadcastState"]
+        if kind == "sessionEnded":
+            actions += self._flush()  # what was published before the end, first
+        actions += self._show(text, message, now)
         if kind in _WELCOMES:
             if key == self.current or self._purposes.get(key) is Purpose.REFRESH:
                 self.connection_id = message.get("connectionId") or self.connection_id
             self._reconnects = 0
             if sequence is not None and self.role is Role.LISTENER:
-                actions.extend(self._sequences.welcomed(
-                    message.get("targetLanguage") or self.target_language, sequence,
-                    reconnected=self._purposes.get(key) is Purpose.RECONNECT))
+                language = message.get("targetLanguage") or self.target_language
+                reconnected = self._purposes.get(key) is Purpose.RECONNECT and key not in self._refresh_keys
+                actions += self._release(language, self._sequences.welcomed(
+                    language, sequence, now, reconnected=reconnected), now)
         if kind == "sessionCreated":
             self.session_id = message.get("sessionId")
             actions.append(Print(f"session id: {self.session_id}"))
         elif kind == "languageChanged" and isinstance(message.get("targetLanguage"), str):
             self.target_language = message["targetLanguage"]
             if sequence is not None:  # docs: restart duplicate detection there
-                self._sequences.restart(self.target_language, sequence)
-        elif kind == "audio" and self.audio_out:
-            actions.extend(self._received_audio(message, now))
+                actions += self._release(self.target_language, self._sequences.restart(
+                    self.target_language, sequence, now), now)
         elif kind == "connectionRefreshRequired" and key == self.current:
             if self.session_id and self._pending_refresh() is None:
                 query = message.get("reconnectQuery")
@@ -301,7 +322,10 @@ class ClientProtocol:
             self._refresh_deadlines.pop(key, None)
             self._next_heartbeat = now + self.heartbeat_interval
             if old is not None and old in self._open:
-                actions.append(Close(old))
+                # Messages already on their way to the old socket still arrive:
+                # read it a moment longer (docs/protocol.md, Long sessions).
+                self._retiring[old] = now + self.drain
+                actions += self._close_retired(now)
         elif kind == "sessionEnded":
             self._ended = True
             actions.extend(self._exit(0, f"session ended ({message.get('reason', 'unknown')})"))
@@ -309,6 +333,32 @@ class ClientProtocol:
             self._awaiting = None
             actions.extend(self._run_backlog(now))
         return actions
+
+    def _show(self, text: str, message: dict, now: float) -> List[Any]:
+        """Print a message (in order, for a numbered one) and apply what it carries."""
+        actions: List[Any] = [Print(f"< {text}" if self.output == "json" else f"< {describe(message)}")]
+        if isinstance(message.get("broadcastState"), dict):
+            self.broadcast_state = message["broadcastState"]
+        if message.get("type") == "audio" and self.audio_out:
+            actions += self._received_audio(message, now)
+        return actions
+
+    def _release(self, language: Optional[str], result: Release, now: float) -> List[Any]:
+        """What a reorder buffer let out: notes for the numbers given up on, then the
+        messages in order."""
+        actions: List[Any] = [Print(describe_gap(language, gap, gap_timeout=self._sequences.gap_timeout,
+                                                 window=self._sequences.window))
+                              for gap in result.gaps]
+        for text, message in result.deliver:
+            actions += self._show(text, message, now)
+        return actions
+
+    def _close_retired(self, now: float) -> List[Any]:
+        """Close the replaced sockets whose drain time is over."""
+        due = sorted(key for key, at in self._retiring.items() if now >= at)
+        for key in due:
+            del self._retiring[key]
+        return [Close(key) for key in due if key in self._open]
 
     def _received_audio(self, message: dict, now: float) -> List[Any]:
         data = decode_audio_data(message)
@@ -324,6 +374,8 @@ class ClientProtocol:
         self._open.discard(key)
         self._purposes.pop(key, None)
         self._refresh_deadlines.pop(key, None)
+        self._refresh_keys.discard(key)
+        self._retiring.pop(key, None)
         if key != self.current or self.done is not None:
             return []
         self.current = None
@@ -359,14 +411,18 @@ class ClientProtocol:
                 self._open_socket(Purpose.RECONNECT, delay)]
 
     def tick(self, now: float) -> List[Any]:
-        """Call at least every :meth:`next_wakeup`: sends heartbeats and writes
-        held audio when due."""
+        """Call at least every :meth:`next_wakeup`: sends heartbeats, gives up on
+        missing messages and audio chunks when due (releasing what waited behind
+        them), closes replaced sockets after their drain."""
         if self.done is not None:
             return []
         actions: List[Any] = []
+        for language, result in self._sequences.expire(now):
+            actions += self._release(language, result, now)
         deadline = self._audio.deadline()
         if deadline is not None and now >= deadline:
-            actions.extend(self._audio.release(now))
+            actions += self._audio.expire(now)
+        actions += self._close_retired(now)
         if self._awaiting is not None and now >= self._awaiting[1]:
             if self._stopping:
                 return actions + self._exit(0, f"stopped (no sessionEnded within {END_SESSION_TIMEOUT:g} s)")
@@ -393,8 +449,9 @@ class ClientProtocol:
 
     def next_wakeup(self) -> Optional[float]:
         answer = self._awaiting[1] if self._awaiting is not None else None
-        times = [t for t in (self._next_heartbeat, self._audio.deadline(), answer,
-                             *self._refresh_deadlines.values()) if t is not None]
+        times = [t for t in (self._next_heartbeat, self._sequences.deadline(), self._audio.deadline(),
+                             answer, *self._refresh_deadlines.values(), *self._retiring.values())
+                 if t is not None]
         return min(times, default=None)
 
     def stop(self, now: Optional[float] = None) -> List[Any]:
@@ -492,6 +549,14 @@ class ClientProtocol:
     def audio_unreadable(self, path: str, reason: str) -> List[Any]:
         """The I/O layer could not read the file of an ``audio`` command."""
         return [Print(f"! cannot read {path}: {reason}")]
+
+
+def _sequence_of(message: dict) -> Optional[int]:
+    """A message's ``sequenceNumber`` when it is one (a non-negative integer)."""
+    number = message.get("sequenceNumber")
+    if isinstance(number, int) and not isinstance(number, bool) and number >= 0:
+        return number
+    return None
 
 
 def _answers(message: dict, action: str) -> bool:

@@ -18,7 +18,6 @@ from broadcast_client.actions import (
 )
 from broadcast_client.audio import AUDIO_CHUNK_BYTES, MAX_AUDIO_BASE64_CHARS, audio_chunks, tone_pcm16
 from broadcast_client.display import describe, redact
-from broadcast_client.ordering import AudioReorderBuffer, SequenceFilter
 from broadcast_client.protocol import ClientProtocol, Role, backoff
 
 URL = "ws://127.0.0.1:8000/dev"
@@ -67,7 +66,8 @@ class TestSpeaker:
         assert protocol.next_wakeup() == 20.0
 
     def test_refresh_opens_a_new_socket_then_closes_the_old(self):
-        """connectionRefreshRequired opens refreshConnection; once complete the old socket closes."""
+        """connectionRefreshRequired opens refreshConnection; once complete the new socket
+        carries the session and the old one is closed after the 1 s drain."""
         protocol = speaker()
         first = started(protocol)
         protocol.received(first.key, msg("sessionCreated", sessionId="s-id-100"), 1.0)
@@ -79,9 +79,12 @@ class TestSpeaker:
                     if isinstance(a, Open)], "one refresh at a time"
         protocol.opened(refresh.key, 3.0)
         actions = protocol.received(refresh.key, msg("connectionRefreshComplete"), 3.0)
-        assert Close(first.key) in actions
+        assert Close(first.key) not in actions, "the old socket is still read a moment"
         assert protocol.current == refresh.key
-        assert protocol.closed(first.key, 1000, 3.1) == []
+        assert protocol.next_wakeup() == 4.0
+        assert protocol.tick(3.9) == []
+        assert protocol.tick(4.0) == [Close(first.key)]
+        assert protocol.closed(first.key, 1000, 4.1) == []
         assert protocol.done is None
 
     def test_refused_start_exits(self):
@@ -226,8 +229,9 @@ class TestRefreshRace:
                     if isinstance(a, Close)]
         assert protocol.closed(refresh.key, 1000, 20.1) == [] and protocol.current == first.key
         protocol.opened(retry.key, 21.0)
-        assert Close(first.key) in protocol.received(retry.key, msg("connectionRefreshComplete"), 21.5)
+        protocol.received(retry.key, msg("connectionRefreshComplete"), 21.5)
         assert protocol.current == retry.key
+        assert Close(first.key) in protocol.tick(22.5)
 
 
 class TestTokenCommand:
@@ -311,6 +315,7 @@ class TestListener:
         """Broadcast messages seen on both sockets are printed once, by sequenceNumber."""
         protocol = listener()
         first = started(protocol)
+        protocol.received(first.key, msg("sessionJoined", targetLanguage="es", sequenceNumber=4), 0.5)
         translated = msg("translation", sequenceNumber=5, text="hola")
         assert protocol.received(first.key, translated, 1.0) == [Print(f"< {translated}")]
         assert protocol.received("c2", translated, 1.1) == []
@@ -397,109 +402,6 @@ def joined(protocol, baseline=0, now=0.0):
     action = started(protocol, now)
     protocol.received(action.key, msg("sessionJoined", targetLanguage="es", sequenceNumber=baseline), now)
     return action
-
-
-class TestSequenceFilter:
-    def test_duplicates_are_refused_and_out_of_order_numbers_accepted_once(self):
-        """Every number is accepted once, whatever the order it comes in."""
-        seen = SequenceFilter()
-        seen.reset(0)
-        assert [seen.accept(n) for n in (2, 1, 2, 1, 3)] == [True, True, False, False, True]
-        assert seen.floor == 3 and seen.missing() == []
-
-    def test_missing_lists_the_gap_below_the_highest(self):
-        """A jump leaves the skipped numbers in missing() until they arrive."""
-        seen = SequenceFilter()
-        seen.reset(10)
-        seen.accept(11)
-        seen.accept(14)
-        assert seen.missing() == [12, 13] and seen.highest == 14
-        seen.accept(13)
-        seen.accept(12)
-        assert seen.missing() == [] and seen.floor == 14
-
-    def test_numbers_at_or_below_the_baseline_are_duplicates(self):
-        """reset(baseline) counts everything up to the baseline as seen, keeps what is above."""
-        seen = SequenceFilter()
-        seen.accept(7)  # arrived before the welcome that carries the baseline
-        seen.reset(5)
-        assert not seen.accept(5) and not seen.accept(7)
-        assert seen.accept(6) and seen.floor == 7
-
-    def test_advance_reports_what_was_lost(self):
-        """advance(baseline) after a reconnect returns the numbers that never arrived."""
-        seen = SequenceFilter()
-        seen.reset(0)
-        seen.accept(1)
-        seen.accept(3)
-        assert seen.advance(5) == [2, 4, 5]
-        assert seen.floor == 5 and not seen.accept(4)
-
-    def test_memory_stays_bounded_after_a_lost_number(self):
-        """One number lost for good: over 200,000 later messages the filter holds at most
-        a window's worth of numbers, gives the lost one up once, and still drops duplicates."""
-        seen = SequenceFilter()
-        seen.reset(0)
-        gaps = []
-        for n in range(1, 200_001):
-            if n == 5:
-                continue  # never arrives
-            assert seen.accept(n)
-            gap = seen.expire()
-            if gap is not None:
-                gaps.append(gap)
-            assert seen.remembered <= seen.window
-        assert [(g.count, g.first, g.last) for g in gaps] == [(1, 5, 5)]
-        assert seen.floor == 200_000 and seen.remembered == 0
-        assert not seen.accept(5) and not seen.accept(199_999)
-
-    def test_numbers_within_the_window_are_still_awaited(self):
-        """A late number arriving less than a window after its successors is accepted."""
-        seen = SequenceFilter(window=10)
-        seen.reset(0)
-        for n in range(2, 11):
-            seen.accept(n)
-            assert seen.expire() is None
-        assert seen.accept(1) and seen.floor == 10
-
-    def test_a_gap_without_a_baseline_is_bounded_too(self):
-        """Numbers before any baseline (no welcome yet) cannot grow without limit either."""
-        seen = SequenceFilter(window=10)
-        for n in list(range(100, 105)) + list(range(107, 200)):
-            seen.accept(n)
-            seen.expire()
-            assert seen.remembered <= 10
-        assert not seen.accept(150)
-
-
-class TestAudioReorderBuffer:
-    def test_chunks_are_written_in_the_speakers_order(self):
-        """A chunk waits for its predecessor; both are then written in order."""
-        buffer = AudioReorderBuffer(hold=0.5)
-        assert buffer.push(1, b"a", 0.0) == []  # the first chunk waits: an earlier one may come
-        assert buffer.push(3, b"c", 0.1) == []
-        assert buffer.deadline() == 0.5
-        assert buffer.release(0.5) == [WriteAudio(b"a")]
-        assert buffer.push(2, b"b", 0.6) == [WriteAudio(b"b"), WriteAudio(b"c")]
-        assert buffer.deadline() is None
-
-    def test_a_missing_chunk_is_skipped_after_the_hold_and_dropped_if_late(self):
-        """After hold seconds the gap is skipped; the missing chunk is not written later."""
-        buffer = AudioReorderBuffer(hold=0.5)
-        buffer.push(1, b"a", 0.0)
-        buffer.release(0.5)
-        assert buffer.push(3, b"c", 1.0) == []
-        assert buffer.release(1.4) == []
-        assert buffer.release(1.5) == [WriteAudio(b"c")]
-        [late] = buffer.push(2, b"b", 1.6)
-        assert isinstance(late, Print) and "late" in late.text
-
-    def test_flush_writes_everything_in_order(self):
-        """flush (on exit) writes what still waits, lowest number first."""
-        buffer = AudioReorderBuffer(hold=10)
-        buffer.push(5, b"e", 0.0)
-        buffer.push(4, b"d", 0.0)
-        assert buffer.release(0.1, flush=True) == [WriteAudio(b"d"), WriteAudio(b"e")]
 
 
 class TestAudioHelpers:
@@ -665,83 +567,223 @@ class TestSpeakerCommands:
         assert actions == [Print("< error FORBIDDEN (joinSession): no")]
 
 
+def published(seq, language="es", kind="translation", **fields):
+    return msg(kind, targetLanguage=language, sequenceNumber=seq, **fields)
+
+
+BASELINES = ("sessionJoined", "connectionRefreshComplete", "languageChanged")
+
+
+def shown(actions):
+    """The sequenceNumbers of the broadcast messages printed, in the order printed."""
+    printed = [json.loads(t[2:]) for t in prints(actions) if t.startswith("< ")]
+    return [m.get("sequenceNumber") for m in printed if m["type"] not in BASELINES]
+
+
+def notes(actions):
+    return [t for t in prints(actions) if t.startswith("!")]
+
+
+def feed(protocol, arrivals):
+    """Messages (key, text, now) in arrival order; everything they printed."""
+    actions = []
+    for key, text, now in arrivals:
+        actions += protocol.received(key, text, now)
+    return actions
+
+
 class TestListenerBroadcast:
-    def test_out_of_order_messages_are_all_kept_and_duplicates_dropped(self):
-        """Concurrent publishes may arrive out of order; each number prints exactly once."""
+    def test_out_of_order_arrivals_are_printed_in_number_order(self):
+        """Concurrent publishes overtake each other; the listener prints 1..5 in order,
+        each once, and reports no gap."""
         protocol = listener()
         first = joined(protocol)
-        printed = []
-        for key, seq in [(first.key, 2), (first.key, 1), ("c2", 2), ("c2", 1), (first.key, 3)]:
-            printed += prints(protocol.received(key, msg("translation", targetLanguage="es",
-                                                         sequenceNumber=seq), 1.0))
-        assert [json.loads(t[2:])["sequenceNumber"] for t in printed] == [2, 1, 3]
+        actions = feed(protocol, [(first.key, published(n), 1.0 + n / 10) for n in (3, 1, 2, 5, 4)])
+        assert (shown(actions), notes(actions)) == ([1, 2, 3, 4, 5], [])
+
+    def test_duplicates_across_a_refresh_overlap_are_printed_once(self):
+        """During a refresh both sockets deliver; the old one is read for 1 s after
+        connectionRefreshComplete; every message prints once, in order, nothing is lost."""
+        protocol = listener()
+        first = joined(protocol, baseline=0)
+        actions = protocol.received(first.key, published(1), 1.0)
+        [refresh] = [a for a in protocol.received(first.key, msg("connectionRefreshRequired"), 1.1)
+                     if isinstance(a, Open)]
+        protocol.opened(refresh.key, 1.2)
+        actions += feed(protocol, [
+            (first.key, published(2), 1.3),
+            (refresh.key, published(3), 1.4),  # the new socket is registered: both deliver
+            (first.key, published(3), 1.5),
+            (refresh.key, msg("connectionRefreshComplete", role="listener", targetLanguage="es",
+                              connectionId="C2=", sequenceNumber=3), 1.6),
+            (first.key, published(4), 1.7),  # already on its way to the old socket
+            (refresh.key, published(5), 1.8),
+            (refresh.key, published(4), 1.9),
+        ])
+        assert protocol.tick(2.6) == [Close(first.key)]
+        actions += protocol.received(refresh.key, published(6), 2.7)
+        assert (shown(actions), notes(actions)) == ([1, 2, 3, 4, 5, 6], [])
+        assert protocol.sequence("es").duplicates == 2
 
     def test_refresh_baseline_does_not_drop_what_the_old_socket_still_delivers(self):
         """connectionRefreshComplete's number does not hide messages still in flight on the old socket."""
         protocol = listener()
         first = joined(protocol, baseline=10)
-        protocol.received(first.key, msg("translation", targetLanguage="es", sequenceNumber=11), 1.0)
+        protocol.received(first.key, published(11), 1.0)
         [refresh] = [a for a in protocol.received(first.key, msg("connectionRefreshRequired"), 1.1)
                      if isinstance(a, Open)]
         protocol.opened(refresh.key, 1.2)
         protocol.received(refresh.key, msg("connectionRefreshComplete", role="listener",
                                            targetLanguage="es", sequenceNumber=14), 1.3)
-        for seq in (12, 13, 14):  # published before the new socket existed
-            assert protocol.received(first.key, msg("translation", targetLanguage="es",
-                                                    sequenceNumber=seq), 1.4)
-        assert protocol.received(refresh.key, msg("translation", targetLanguage="es",
-                                                  sequenceNumber=14), 1.5) == []
+        actions = feed(protocol, [(first.key, published(n), 1.4) for n in (12, 13, 14)])
+        assert shown(actions) == [12, 13, 14]
+        assert protocol.received(refresh.key, published(14), 1.5) == []
+
+    def test_a_transient_gap_is_waited_for_and_never_reported(self):
+        """A number that arrives within 2 s of its followers prints in its place, and no
+        gap is reported."""
+        protocol = listener()
+        first = joined(protocol)
+        actions = feed(protocol, [(first.key, published(1), 1.0), (first.key, published(3), 1.0)])
+        assert protocol.next_wakeup() == 3.0
+        actions += protocol.tick(2.9)
+        actions += protocol.received(first.key, published(2), 2.9)
+        assert (shown(actions), notes(actions)) == ([1, 2, 3], [])
+        assert protocol.next_wakeup() == 10.0  # only the heartbeat left
+
+    def test_a_persistent_gap_is_reported_once_after_2_s(self):
+        """A number still missing 2 s after a later one arrived is reported once, by
+        number, and what waited behind it is printed then, in order."""
+        protocol = listener()
+        first = joined(protocol)
+        actions = feed(protocol, [(first.key, published(n), 1.0 + n / 10) for n in (1, 3, 4)])
+        assert shown(actions) == [1]
+        assert protocol.tick(3.29) == []
+        actions = protocol.tick(3.3)  # #3 arrived at 1.3
+        assert notes(actions) == ["! 1 message(s) in es missed (#2..#2): not arrived within 2 s of a "
+                                  "later one; not waiting for them any more"]
+        assert shown(actions) == [3, 4]
+        assert notes(protocol.tick(9.0)) == []
+
+    def test_a_message_arriving_after_its_gap_was_reported_is_dropped(self):
+        """A pause that arrives after its gap was reported, behind a later resume, is not
+        applied: the broadcast stays playing, and a note says why."""
+        protocol = listener()
+        first = joined(protocol)
+        playing = {"isPaused": False, "isMuted": False, "volume": 1.0}
+        protocol.received(first.key, published(2, kind="broadcastResumed", broadcastState=playing), 1.0)
+        protocol.tick(3.0)
+        assert protocol.broadcast_state == playing
+        paused = dict(playing, isPaused=True)
+        actions = protocol.received(first.key, published(1, kind="broadcastPaused", broadcastState=paused), 3.5)
+        assert shown(actions) == [] and "#1 in es came after it was given up" in notes(actions)[0]
+        assert protocol.broadcast_state == playing
+
+    def test_129_messages_behind_a_missing_one_give_it_up_at_once(self):
+        """128 messages may wait behind a missing number; the 129th reports it at once,
+        without waiting 2 s, and prints all of them in order."""
+        protocol = listener()
+        first = joined(protocol)
+        waiting = feed(protocol, [(first.key, published(n), 1.0) for n in range(2, 130)])
+        assert shown(waiting) == [] and protocol.sequence("es").waiting == 128
+        actions = protocol.received(first.key, published(130), 1.0)
+        assert notes(actions) == ["! 1 message(s) in es missed (#1..#1): not arrived before 128 later "
+                                  "ones; not waiting for them any more"]
+        assert shown(actions) == list(range(2, 131))
+
+    def test_messages_before_the_welcome_wait_for_its_baseline(self):
+        """Messages that overtake sessionJoined wait for it; those at or below its
+        baseline were published before the listener arrived and are not printed."""
+        protocol = listener()
+        first = started(protocol)
+        early = feed(protocol, [(first.key, published(7), 0.1), (first.key, published(5), 0.1)])
+        assert shown(early) == []
+        joined_ = protocol.received(first.key, msg("sessionJoined", targetLanguage="es", sequenceNumber=5), 0.2)
+        assert shown(joined_) == [] and prints(joined_)[0].startswith('< {"type": "sessionJoined"')
+        assert shown(protocol.received(first.key, published(6), 0.3)) == [6, 7]
 
     def test_reconnect_reports_messages_missed_while_away(self):
-        """After a drop, the rejoin's baseline reveals the numbers that were lost."""
+        """After a drop, the rejoin's baseline reveals the numbers that were lost, at once."""
         protocol = listener()
         first = joined(protocol, baseline=3)
         rejoin = [a for a in protocol.closed(first.key, 1006, 1.0) if isinstance(a, Open)][0]
         protocol.opened(rejoin.key, 2.0)
         actions = protocol.received(rejoin.key, msg("connectionRefreshComplete", role="listener",
                                                     targetLanguage="es", sequenceNumber=6), 2.1)
-        assert "! 3 message(s) missed while reconnecting (#4..#6)" in prints(actions)
-        assert protocol.received(rejoin.key, msg("translation", targetLanguage="es", sequenceNumber=7), 2.2)
+        assert notes(actions) == ["! 3 message(s) in es missed (#4..#6): published while reconnecting; "
+                                  "not waiting for them any more"]
+        assert shown(protocol.received(rejoin.key, published(7), 2.2)) == [7]
 
-    def test_a_message_lost_for_good_is_reported_once_and_then_forgotten(self):
-        """A listener that never receives #3 prints one line naming it once the rest is a
-        window ahead, and goes on printing every message once."""
+    def test_a_refresh_whose_old_socket_closed_first_keeps_the_refresh_rule(self):
+        """A refresh socket that carries on after the old one closed early is still a
+        refresh, as in the browser client: its baseline reports nothing at once."""
         protocol = listener()
-        first = joined(protocol, baseline=0)
-        printed = []
-        for n in [1, 2] + list(range(4, 1100)):
-            printed += prints(protocol.received(first.key, msg("translation", sequenceNumber=n), 1.0))
-        notes = [p for p in printed if p.startswith("!")]
-        assert len(notes) == 1 and "1 message(s) missed (#3..#3)" in notes[0]
-        assert len([p for p in printed if p.startswith("<")]) == 1098
-        assert protocol.sequence("es").remembered <= protocol.sequence("es").window
-        assert protocol.received(first.key, msg("translation", sequenceNumber=3), 2.0) == []
+        first = joined(protocol, baseline=10)
+        [refresh] = [a for a in protocol.received(first.key, msg("connectionRefreshRequired"), 1.0)
+                     if isinstance(a, Open)]
+        protocol.closed(first.key, 1000, 1.1)  # before the refresh socket even opened
+        protocol.opened(refresh.key, 1.2)
+        actions = protocol.received(refresh.key, msg("connectionRefreshComplete", role="listener",
+                                                     targetLanguage="es", sequenceNumber=12), 1.3)
+        assert notes(actions) == []
+        assert shown(protocol.received(refresh.key, published(11), 1.4)) == [11]
 
-    def test_language_change_restarts_duplicate_detection(self):
-        """After languageChanged the new language's numbers (lower ones too) are accepted."""
+    def test_language_change_restarts_ordering_at_its_baseline(self):
+        """After languageChanged the new language's numbers count from its baseline: one
+        that overtook the change is printed after it, lower ones are not printed."""
         protocol = listener()
         first = joined(protocol, baseline=40)
-        protocol.received(first.key, msg("languageChanged", targetLanguage="de", previousLanguage="es",
-                                         sequenceNumber=16), 1.0)
-        assert protocol.target_language == "de"
-        assert protocol.received(first.key, msg("translation", targetLanguage="de", sequenceNumber=17), 1.1)
-        assert protocol.received(first.key, msg("translation", targetLanguage="de", sequenceNumber=16), 1.2) == []
+        assert shown(protocol.received(first.key, published(18, "de"), 0.9)) == []
+        actions = protocol.received(first.key, msg("languageChanged", targetLanguage="de",
+                                                   previousLanguage="es", sequenceNumber=16), 1.0)
+        assert shown(actions) == [] and protocol.target_language == "de"
+        assert shown(protocol.received(first.key, published(17, "de"), 1.1)) == [17, 18]
+        assert protocol.received(first.key, published(16, "de"), 1.2) == []
         assert query(protocol.refresh_url())["targetLanguage"] == "de"
 
-    def test_received_audio_is_written_in_order_and_flushed_on_exit(self):
-        """With audio_out, chunks are written in the speaker's order; the rest at sessionEnded."""
-        protocol = listener(audio_out=True, audio_hold=0.5)
+    def test_session_end_prints_what_waited_then_the_end(self):
+        """At sessionEnded the messages still waiting behind a missing one are printed in
+        order (the missing one noted), then the end, and the client exits 0."""
+        protocol = listener()
         first = joined(protocol)
-        assert protocol.received(first.key, audio(1, b"AA", speaker_seq=2), 1.0)[1:] == []
-        actions = protocol.received(first.key, audio(2, b"BB", speaker_seq=1), 1.1)
-        assert protocol.next_wakeup() == pytest.approx(1.5)  # the first chunk has waited since 1.0
-        assert [a for a in protocol.tick(1.5) if isinstance(a, WriteAudio)] == \
-            [WriteAudio(b"BB"), WriteAudio(b"AA")]
-        assert not [a for a in actions if isinstance(a, WriteAudio)]
-        protocol.received(first.key, audio(3, b"DD", speaker_seq=4), 2.0)
-        ended = protocol.received(first.key, msg("sessionEnded", reason="speakerEnded"), 2.1)
-        assert [a for a in ended if isinstance(a, WriteAudio)] == [WriteAudio(b"DD")]
+        feed(protocol, [(first.key, published(1), 1.0), (first.key, published(3), 1.1)])
+        actions = protocol.received(first.key, msg("sessionEnded", reason="speakerEnded"), 1.2)
+        assert notes(actions) == ["! 1 message(s) in es missed (#2..#2): not arrived before the client "
+                                  "stopped; not waiting for them any more"]
+        printed = [json.loads(t[2:])["type"] for t in prints(actions) if t.startswith("< ")]
+        assert printed == ["translation", "sessionEnded"]
+        assert actions[-1] == Exit(0, "session ended (speakerEnded)")
+
+    def test_received_audio_is_written_in_the_speakers_order(self):
+        """With audio_out, chunks are written by speakerSequenceNumber: one that overtook
+        its predecessor waits for it, a missing one is skipped after 300 ms, and what
+        still waits is written at sessionEnded."""
+        protocol = listener(audio_out=True)
+        first = joined(protocol)
+
+        def written(actions):
+            return [a.data for a in actions if isinstance(a, WriteAudio)]
+
+        assert written(protocol.received(first.key, audio(1, b"A1", speaker_seq=1), 1.0)) == [b"A1"]
+        assert written(protocol.received(first.key, audio(2, b"A3", speaker_seq=3), 1.1)) == []
+        assert written(protocol.received(first.key, audio(3, b"A2", speaker_seq=2), 1.2)) == [b"A2", b"A3"]
+        assert written(protocol.received(first.key, audio(4, b"A5", speaker_seq=5), 2.0)) == []
+        assert protocol.next_wakeup() == pytest.approx(2.3)
+        skipped = protocol.tick(2.3)
+        assert written(skipped) == [b"A5"] and "4..4 skipped" in notes(skipped)[0]
+        protocol.received(first.key, audio(5, b"A7", speaker_seq=7), 2.5)
+        ended = protocol.received(first.key, msg("sessionEnded", reason="speakerEnded"), 2.6)
+        assert written(ended) == [b"A7"]
         assert ended[-1] == Exit(0, "session ended (speakerEnded)")
+
+    def test_audio_is_ordered_by_broadcast_number_first(self):
+        """An audio message that overtook an earlier broadcast number waits for it, then
+        both chunks are written in the speaker's order."""
+        protocol = listener(audio_out=True)
+        first = joined(protocol)
+        assert protocol.received(first.key, audio(2, b"B", speaker_seq=2), 1.0) == []
+        actions = protocol.received(first.key, audio(1, b"A", speaker_seq=1), 1.1)
+        assert [a.data for a in actions if isinstance(a, WriteAudio)] == [b"A", b"B"]
 
     def test_duplicate_audio_is_not_written_twice(self):
         """An audio message seen on both sockets of a refresh is written once."""
