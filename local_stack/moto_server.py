@@ -143,7 +143,10 @@ class MotoServer:
             command += ["--skip-patch", name]
         self._process = process = subprocess.Popen(
             command, cwd=_ROOT, env=_server_environment(self.environ),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            # Its own session: a Ctrl-C in the terminal reaches the parent only,
+            # which stops cleanly (firing $disconnect against this server) first.
+            start_new_session=True)
         answer: Dict[str, object] = {}
         reader = threading.Thread(target=lambda: answer.update(_first_line(process.stdout)),
                                   daemon=True, name="moto-start")
@@ -177,7 +180,8 @@ class MotoServer:
             process.stdout.close()
 
     def __enter__(self) -> "MotoServer":
-        self.start()
+        if self._process is None:  # not started yet
+            self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -263,6 +267,8 @@ def main(argv=None) -> int:
             os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    if args.exit_with_stdin:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent says when (stdin)
     try:
         return serve(args.host, args.port, skip=skip, exit_with_stdin=args.exit_with_stdin,
                      ready=ready)
