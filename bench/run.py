@@ -3,9 +3,11 @@
 Measures our own code, not moto's: pure hot paths in-process, the fan-out with a
 management client that does nothing, the cold import of app.py, and then the whole
 local stack over real sockets on 127.0.0.1 (latencies there include moto and the
-emulator, and say what a developer feels, not what AWS would do), and its memory
-over 10,000 listener join/leave cycles (``--cycles``; ``--memory-baseline N`` adds
-a run with moto's leak put back, to compare).
+emulator, and say what a developer feels, not what AWS would do), the stack under
+load (``--load 100,300,1000``: listeners joining, then heartbeating once a second,
+from bench/loadgen.py in a process of its own), and its memory over 10,000 listener
+join/leave cycles (``--cycles``; ``--memory-baseline N`` adds a run with moto's leak
+put back, to compare).
 """
 
 from __future__ import annotations
@@ -190,19 +192,86 @@ def bench_local_stack(joins: int) -> None:
             stack.stop()
 
 
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_load(levels, duration: float) -> None:
+    """Listeners under load: for each level, a fresh stack as `make run` starts it and
+    bench/loadgen.py in its own process (asyncio clients: no share of the stack's
+    GIL, but a share of the machine's cores): listeners join, then every client
+    heartbeats once a second. Prints the connect rate, acknowledgement latency
+    percentiles, the CPU the stack and its moto server used, and the machine's load.
+    """
+    from tests.e2e.conftest import StackProcess
+
+    for listeners in levels:
+        with tempfile.TemporaryDirectory() as tmp:
+            stack = StackProcess(Path(tmp) / "state", Path(tmp) / "stack.log",
+                                 GATEWAY_SCHEDULE_PERIOD_SECONDS="5").start()
+            try:
+                members = [stack.process.pid] + _children(stack.process.pid)
+                cpu_before = [_cpu_seconds(p) for p in members]
+                load_before = os.getloadavg()[0]
+                started = time.monotonic()
+                out = subprocess.run(
+                    [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--url", stack.ws,
+                     "--state-dir", str(Path(tmp) / "state"), "--listeners", str(listeners),
+                     "--duration", str(duration)],
+                    cwd=ROOT, capture_output=True, text=True, timeout=600)
+                elapsed = time.monotonic() - started
+                cpu = [_cpu_seconds(p) - before for p, before in zip(members, cpu_before)]
+                load_after = os.getloadavg()[0]
+            finally:
+                stack.stop()
+        if out.returncode != 0:
+            raise RuntimeError(f"loadgen failed: {out.stderr[-2000:]}")
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        name = f"load {listeners} listeners"
+        print(f"    {name}: {json.dumps(result)}", flush=True)
+        record(f"{name}: joined", result["joined"], "listeners")
+        record(f"{name}: connect rate", result["connect_rate_per_second"], "joins/s")
+        record(f"{name}: connect (to sessionJoined) p99", result["connect_ms"]["p99"], "ms")
+        for p in ("p50", "p95", "p99"):
+            value = result["ack_ms"][p]
+            record(f"{name}: heartbeat ack {p} ({result['heartbeats_per_second']:g}/s)",
+                   value if value is not None else float("nan"), "ms")
+        record(f"{name}: heartbeats lost", result["lost"], "of %d" % (result["acks"] + result["lost"]))
+        record(f"{name}: stack CPU (gateway + app)", cpu[0] / elapsed * 100, "% of a core")
+        record(f"{name}: moto server CPU", sum(cpu[1:]) / elapsed * 100, "% of a core")
+        record(f"{name}: machine load average (1 min), before/after",
+               load_before, f"/ {load_after:.2f} on {os.cpu_count()} cores")
+
+
+def _children(pid: int) -> list:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
 def _rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+    """Resident memory of ``pid`` and its children (the stack and its moto server)."""
+    total = 0
+    for member in [pid] + _children(pid):
+        with open(f"/proc/{member}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
 
 
 # The stack as `make run` starts it, but with moto's DynamoDB objects tracked
 # again (the leak issue 12 found), to compare against.
-_UNPATCHED = ("import sys, local_stack.aws as aws; "
-              "aws.untrack_moto_dynamodb_models = lambda: None; "
-              "from local_stack.runner import main; sys.exit(main(['run']))")
+_UNPATCHED = {"LOCAL_MOTO_SKIP_PATCHES": "untrack_dynamodb_models"}
 
 
 def bench_memory(cycles: int, *, baseline: bool = False) -> None:
@@ -217,11 +286,11 @@ def bench_memory(cycles: int, *, baseline: bool = False) -> None:
     from tests.e2e.conftest import StackProcess
 
     label = "unpatched moto" if baseline else "local stack"
-    command = [sys.executable, "-c", _UNPATCHED] if baseline else None
     warmup = min(1000, cycles // 5)
     with tempfile.TemporaryDirectory() as tmp:
-        stack = StackProcess(Path(tmp) / "state", Path(tmp) / "stack.log", command=command,
-                             RATE_LIMIT_CONNECTS_PER_MINUTE="0").start()
+        stack = StackProcess(Path(tmp) / "state", Path(tmp) / "stack.log",
+                             RATE_LIMIT_CONNECTS_PER_MINUTE="0",
+                             **(_UNPATCHED if baseline else {})).start()
         try:
             pid = stack.process.pid
             with ws_connect(stack.url(action="createSession", sourceLanguage="en",
@@ -255,6 +324,10 @@ def main() -> None:
     parser.add_argument("--skip-stack", action="store_true", help="only the in-process benchmarks")
     parser.add_argument("--cycles", type=int, default=10000,
                         help="listener join/leave cycles in the memory run (0: skip it)")
+    parser.add_argument("--load", default="100,300,1000", metavar="N,N,...",
+                        help="listener counts of the load test ('' skips it)")
+    parser.add_argument("--load-duration", type=float, default=30.0,
+                        help="seconds of heartbeats measured at each load level")
     parser.add_argument("--memory-baseline", type=int, default=0, metavar="CYCLES",
                         help="also measure CYCLES cycles with moto's instance tracking restored")
     args = parser.parse_args()
@@ -265,6 +338,8 @@ def main() -> None:
     bench_fanout()
     if not args.skip_stack:
         bench_local_stack(args.joins)
+        if args.load:
+            bench_load([int(n) for n in args.load.split(",")], args.load_duration)
         if args.cycles:
             bench_memory(args.cycles)
         if args.memory_baseline:

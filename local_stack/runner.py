@@ -1,10 +1,11 @@
 """``python -m local_stack``: run the stack, or mint a token.
 
-``run`` starts, in this one process: the AWS endpoint (embedded moto unless
-``AWS_ENDPOINT_URL`` is set), the tables, the app with its environment for
-local use, and the gateway; prints one line saying where everything is; and
-stops everything on Ctrl-C (SIGINT) or SIGTERM (a second one exits at once,
-status 130). Nothing runs in a child process, so nothing can be left behind.
+``run`` starts the AWS endpoint (an embedded moto server in a child process,
+unless ``AWS_ENDPOINT_URL`` is set), the tables, and, in this process, the app
+with its environment for local use and the gateway; prints one line saying
+where everything is; and stops everything on Ctrl-C (SIGINT) or SIGTERM (a
+second one exits at once, status 130). The moto child exits with this process,
+however it ends, so nothing is left behind.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Dict, List, MutableMapping, Optional
 
 from . import aws
+from .moto_server import MotoPortInUse, MotoServer
 from .issuer import LocalIssuer
 from .settings import Settings
 
@@ -104,7 +106,7 @@ class Stack:
     def __init__(self, settings: Settings, environ: Optional[MutableMapping[str, str]] = None):
         self.settings = settings
         self.environ = os.environ if environ is None else environ
-        self.moto: Optional[aws.EmbeddedMoto] = None
+        self.moto: Optional[MotoServer] = None
         self.gateway = None
         self.lambda_app = None
         self.gateway_url: Optional[str] = None
@@ -130,7 +132,8 @@ class Stack:
                 self.aws_url = s.aws_endpoint_url
             else:
                 # Always 127.0.0.1, whatever HOST is: the app reaches it locally.
-                self.moto = aws.EmbeddedMoto(s.moto_port)
+                # A child process (its own core), tied to this one's lifetime.
+                self.moto = MotoServer(s.moto_port, environ=self.environ)
                 self.aws_url = self.moto.start()
             self.issuer.jwks()  # creates the key on first use
             for key, value in app_environment(s, gateway_url=self.gateway_url,
@@ -270,7 +273,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         return asyncio.run(_run(settings))
-    except (GatewayAddressError, aws.MotoPortInUse) as exc:
+    except (GatewayAddressError, MotoPortInUse) as exc:
         print(f"local_stack: {exc.strerror}", file=sys.stderr)  # the whole message, no [Errno]
         return 1
     except OSError as exc:

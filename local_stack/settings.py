@@ -56,7 +56,10 @@ class Settings:
     state_dir: Path = attrs.field(default=Path(".local"), converter=Path)
     #: How long a server-initiated close waits for the client's close frame.
     close_timeout: float = attrs.field(default=2.0, validator=_positive_float)
-    max_workers: int = 64
+    #: Handler threads: no more than the app's DynamoDB connection pool
+    #: (chalicelib/aws.py, 32), or calls beyond it open connections urllib3 then
+    #: discards; under one GIL, more threads would not run more Python anyway.
+    max_workers: int = 32
     #: Key of the keyed hashes that stand in for connection ids in the log
     #: (``PRIVACY_KEY``, the app's variable); None: a random key per run.
     privacy_key: Optional[str] = attrs.field(default=None, repr=False)

@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.moto_endpoint import (  # noqa: E402
-    DEFAULT_HOST, DEFAULT_PORT, MotoServer, endpoint_answers, port_in_use, test_environment,
+from local_stack.moto_server import (  # noqa: E402  (the one way the project starts moto)
+    DEFAULT_PORT, MOTO_HOST as DEFAULT_HOST, MotoPortInUse, MotoServer, endpoint_answers,
+    port_in_use, test_environment,
 )
 
 # Step 1, the package, is `tools/package.py --quiet` (make deploy-local runs it first).
@@ -151,14 +152,13 @@ def main(argv=None) -> int:
         print(f"deploy-local: {DEFAULT_HOST}:{args.port} is taken by something that is not an "
               f"HTTP endpoint; set AWS_ENDPOINT_URL", file=sys.stderr)
         return 2
-    server_env = test_environment(dict(os.environ), "")
-    del server_env["AWS_ENDPOINT_URL"]
-    os.environ.clear()
-    os.environ.update(server_env)
-    from local_stack.aws import serialise_moto_dynamodb
-
-    serialise_moto_dynamodb()  # the deployed functions will call it concurrently
-    with MotoServer(DEFAULT_HOST, args.port) as server:
+    server = MotoServer(args.port)
+    try:
+        server.start()
+    except MotoPortInUse as exc:
+        print(f"deploy-local: {exc.strerror}", file=sys.stderr)
+        return 2
+    with server:  # the same patched server `make run` starts: the functions call it concurrently
         step(2, TOTAL_STEPS, f"emulator: embedded moto on {server.url}")
         code = deploy(args, server.url, embedded=True)
         if code == 0 and args.hold:

@@ -3,9 +3,11 @@
 
 The endpoint is ``AWS_ENDPOINT_URL`` when set (it must answer), else whatever
 answers at LocalStack's default address, http://127.0.0.1:4566 (LocalStack, a
-``moto_server``). When nothing does, an in-process moto server is started there
-for the occasion (``--port`` moves it), ``AWS_ENDPOINT_URL`` points the command
-at it, and the server stops when the command ends. The command always gets test credentials (never a developer's real ones).
+``moto_server``). When nothing does, the project's moto server
+(:mod:`local_stack.moto_server`, as ``make run`` starts it) is started there for
+the occasion (``--port`` moves it), ``AWS_ENDPOINT_URL`` points the command at
+it, and the server stops when the command ends. The command always gets test
+credentials (never a developer's real ones).
 
     python tools/moto_endpoint.py -- terraform -chdir=terraform apply ...
 
@@ -18,84 +20,24 @@ is the embedded one.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
+from pathlib import Path
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 4566
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from local_stack.moto_server import (  # noqa: E402  (the one way the project starts moto)
+    DEFAULT_PORT, MOTO_HOST as DEFAULT_HOST, MotoPortInUse, MotoServer, endpoint_answers,
+    port_in_use, test_environment,
+)
+
 # Set in the command's environment when it runs against the embedded server, so
 # it knows the endpoint starts empty (e.g. to discard state left by a past run).
 EMBEDDED_FLAG = "MOTO_ENDPOINT_EMBEDDED"
-
-
-def endpoint_answers(url: str, timeout: float = 1.0) -> bool:
-    """True when an HTTP server answers at ``url`` (any status)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        opener.open(url, timeout=timeout)
-    except urllib.error.HTTPError:
-        return True
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-    return True
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
-class MotoServer:
-    """An in-process moto server bound to ``host:port`` (a context manager)."""
-
-    def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-        self.host, self.port = host, port
-        self._server = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def __enter__(self) -> "MotoServer":
-        from moto.server import ThreadedMotoServer
-
-        # One access-log line per AWS call drowns the command's own output.
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        self._server.start()
-        deadline = time.monotonic() + 15
-        while not endpoint_answers(f"{self.url}/moto-api/"):
-            if time.monotonic() > deadline:
-                self._server.stop()
-                raise RuntimeError(f"moto did not start on {self.url}")
-            time.sleep(0.1)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-
-def test_environment(environ: dict[str, str], endpoint: str) -> dict[str, str]:
-    """``environ`` with the endpoint, test credentials and (where unset) a region."""
-    env = dict(environ)
-    env["AWS_ENDPOINT_URL"] = endpoint
-    # Always test credentials: a developer's real keys never go to an emulator.
-    env["AWS_ACCESS_KEY_ID"] = "test"
-    env["AWS_SECRET_ACCESS_KEY"] = "test"
-    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        env.pop(key, None)
-    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    env.setdefault("AWS_REGION", env["AWS_DEFAULT_REGION"])
-    return env
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,13 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"moto_endpoint: {DEFAULT_HOST}:{args.port} is taken by something that is not "
               f"an HTTP endpoint; pass --port or set AWS_ENDPOINT_URL", file=sys.stderr)
         return 2
-    # moto runs in this process and builds botocore sessions of its own: a
-    # developer's AWS_PROFILE (SSO, or absent from ~/.aws/config) must not reach it.
-    server_env = test_environment(dict(os.environ), "")
-    del server_env["AWS_ENDPOINT_URL"]
-    os.environ.clear()
-    os.environ.update(server_env)
-    with MotoServer(DEFAULT_HOST, args.port) as server:
+    server = MotoServer(args.port)
+    try:
+        server.start()
+    except MotoPortInUse as exc:
+        print(f"moto_endpoint: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
         print(f"moto_endpoint: started moto on {server.url} for this run", file=sys.stderr)
         env = test_environment(dict(os.environ), server.url)
         env[EMBEDDED_FLAG] = "1"
@@ -149,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             except KeyboardInterrupt:
                 pass
         return code
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -36,18 +36,13 @@ def config(config_env):
 
 @pytest.fixture(scope="session")
 def moto_server():
-    """A real moto server over HTTP: requests from many threads truly overlap, which
-    the in-process mock (serialised by the GIL) does not show."""
-    from moto.server import ThreadedMotoServer
+    """A real moto server over HTTP, the one `make run` starts (same process model,
+    same patches): requests from many threads truly overlap, which the in-process
+    mock (serialised by the GIL) does not show."""
+    from local_stack.moto_server import MotoServer
 
-    from local_stack.aws import serialise_moto_dynamodb
-
-    serialise_moto_dynamodb()  # moto's cancelled transactions undo concurrent writes
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with MotoServer(0) as server:
+        yield server.url
 
 
 @pytest.fixture
@@ -59,10 +54,10 @@ def backend():
 @pytest.fixture
 def dynamodb(request, backend, config, monkeypatch):
     if backend == "server":
-        endpoint = request.getfixturevalue("moto_server")
-        import urllib.request
+        from local_stack.moto_server import reset
 
-        urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST")).close()
+        endpoint = request.getfixturevalue("moto_server")
+        reset(endpoint)
         monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
         client = boto3.client("dynamodb", region_name="us-east-1")
         ensure_tables(client, config)

@@ -3,7 +3,7 @@
 moto's TransactWriteItems deep-copies every table it touches to roll back on
 failure, and moto's model base class recorded every object it ever created, so
 each copy lived for good (``make run`` grew ~40 KB per join/leave). The local
-stack applies :func:`local_stack.aws.untrack_moto_dynamodb_models`; here the same
+stack applies :func:`local_stack.moto_patches.untrack_dynamodb_models`; here the same
 patch, and the app's own joins and leaves, against moto's in-process backend.
 How much memory that saves is measured by ``make bench``, not here.
 """
@@ -14,7 +14,7 @@ import pytest
 from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.models.table import Table
 
-from local_stack.aws import untrack_moto_dynamodb_models
+from local_stack.moto_patches import untrack_dynamodb_models
 from tests.functional.conftest import join
 
 
@@ -25,7 +25,7 @@ def live(cls):
 
 @pytest.fixture
 def untracked():
-    untrack_moto_dynamodb_models()
+    untrack_dynamodb_models()
 
 
 def cycles(gateway, session_id, count):

@@ -4,12 +4,11 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
-from local_stack import aws, runner
+from local_stack import runner
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,54 +20,6 @@ def taken_port():
         other.bind(("127.0.0.1", 0))
         other.listen(1)
         yield other.getsockname()[1]
-
-
-def finishes(fn, timeout=30.0):
-    """Run ``fn`` in a thread; (True, result or exception) if it ended within ``timeout``."""
-    outcome = {}
-
-    def run():
-        try:
-            outcome["value"] = fn()
-        except BaseException as exc:
-            outcome["value"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return not thread.is_alive(), outcome.get("value")
-
-
-class TestEmbeddedMoto:
-    def test_taken_port_fails_fast_naming_moto_port_and_aws_endpoint_url(self, taken_port):
-        """A moto port in use is an error saying what to change, not a hang."""
-        moto = aws.EmbeddedMoto(port=taken_port)
-        ended, result = finishes(moto.start)
-        assert ended, "EmbeddedMoto.start() hung on a taken port"
-        assert isinstance(result, OSError)
-        assert f"127.0.0.1:{taken_port}" in str(result)
-        assert "MOTO_PORT" in str(result) and "AWS_ENDPOINT_URL" in str(result)
-
-    def test_a_server_thread_that_dies_is_an_error_not_a_hang(self, monkeypatch):
-        """If moto's server thread fails after the port check, start() reports it."""
-        from moto.server import ThreadedMotoServer
-
-        def fail(self):
-            raise OSError(98, "Address already in use")
-
-        monkeypatch.setattr(ThreadedMotoServer, "_server_entry", fail)
-        moto = aws.EmbeddedMoto(port=0)
-        ended, result = finishes(moto.start)
-        assert ended, "EmbeddedMoto.start() hung when its thread died"
-        assert isinstance(result, OSError) and "MOTO_PORT" in str(result)
-        moto.stop()
-
-    def test_listens_on_127_0_0_1(self):
-        moto = aws.EmbeddedMoto(port=0)
-        try:
-            assert moto.start().startswith("http://127.0.0.1:")
-        finally:
-            moto.stop()
 
 
 def test_run_exits_with_a_message_when_the_moto_port_is_taken(taken_port, tmp_path):

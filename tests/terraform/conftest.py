@@ -125,18 +125,12 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def moto_endpoint():
-    """An embedded moto server on a free port of 127.0.0.1 (DynamoDB serialised
-    as in `make run`, since the deployed functions call it concurrently)."""
-    import logging
+    """The moto server `make run` and `make deploy-local` start, on a free port of
+    127.0.0.1 (its patches matter: the deployed functions call it concurrently)."""
+    from local_stack.moto_server import MotoServer
 
-    from local_stack.aws import EmbeddedMoto
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call otherwise
-    server = EmbeddedMoto(0)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with MotoServer(0) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")

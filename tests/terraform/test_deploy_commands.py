@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from local_stack.moto_server import MotoServer
 from tests.terraform.tfsupport import ROOT
 from tools import preflight
 
@@ -123,17 +124,13 @@ class TestDeployLocalDriver:
         script.chmod(script.stat().st_mode | stat.S_IEXEC)
         manifest = tmp_path / "manifest.json"
         manifest.write_text("{}")
-        moto = subprocess.Popen([sys.executable, "-c", _MOTO], stdout=subprocess.PIPE, text=True)
-        try:
-            endpoint = moto.stdout.readline().strip()
+        with MotoServer(0) as moto:  # an emulator already running at AWS_ENDPOINT_URL
+            endpoint = moto.url
             result = subprocess.run(
                 [sys.executable, str(ROOT / "tools" / "deploy_local.py"), "--manifest", str(manifest),
                  "--work-dir", str(tmp_path / "work"), "--terraform", str(script)],
                 env={**user_environment(), "AWS_ENDPOINT_URL": endpoint},
                 capture_output=True, text=True, timeout=60)
-        finally:
-            moto.terminate()
-            moto.wait()
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
         assert lines[0] == f"[2/4] emulator: AWS_ENDPOINT_URL={endpoint}"
@@ -146,18 +143,6 @@ class TestDeployLocalDriver:
         recorded = calls.read_text()
         assert "-state" not in recorded
         assert f"-var=emulator_endpoint_url={endpoint}" in recorded
-
-
-_MOTO = """
-import logging, sys, time
-from moto.server import ThreadedMotoServer
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-host, port = server.get_host_and_port()
-print(f"http://{host}:{port}", flush=True)
-time.sleep(120)
-"""
 
 
 class TestRunDeployedWithoutEmulator:

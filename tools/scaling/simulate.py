@@ -1,6 +1,7 @@
 """The real sweep and fan-out against a DynamoDB emulator, with many sessions.
 
-A moto server on 127.0.0.1 (as tests/functional/conftest.py's ``moto_server``)
+A moto server on 127.0.0.1 (:mod:`local_stack.moto_server`, as ``make run`` and the
+functional tests start it)
 holds ``sessions`` active sessions of ``listeners`` listeners each, written as the
 app writes them (its own records), spread over the sweep shards as the app spreads
 them. Then, through the functional tests' gateway and call counter:
@@ -20,10 +21,8 @@ request units are exact. The run extrapolates both to ``target_sessions``.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
-import urllib.request
 import zlib
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional
@@ -37,20 +36,14 @@ from tools.scaling.units import read_units
 def moto_endpoint(endpoint: Optional[str] = None) -> Iterator[str]:
     """``endpoint`` (reset), else a moto server of our own on a free 127.0.0.1 port;
     the process's AWS clients point at it meanwhile."""
-    from local_stack.aws import serialise_moto_dynamodb
+    from local_stack.moto_server import MotoServer, reset
 
     server = None
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     if endpoint is None:
-        from moto.server import ThreadedMotoServer
-
-        serialise_moto_dynamodb()  # as the functional tests' moto_server: isolated transactions
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+        server = MotoServer(0)  # the one `make run` and the functional tests start
+        endpoint = server.start()
     else:
-        urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST")).close()
+        reset(endpoint)
     try:
         with aws_environment(AWS_ENDPOINT_URL=endpoint):
             yield endpoint
