@@ -12,7 +12,7 @@ of the authorizer never loads the store, one of ``deliver_welcome`` never loads
 the router).
 """
 
-from chalice import Chalice
+from chalice import Chalice, Response
 
 from chalicelib.runtime import Runtime
 from chalicelib.wire.events import (
@@ -89,6 +89,14 @@ def on_ws_disconnect(event):
         event.connection_id,
         runtime.connections_api(endpoint_for(event.to_dict(), runtime.config)),
     )
+
+
+@app.route("/health", methods=["GET"])
+def health():
+    """For uptime monitors: 200 when every table answers, else 503 (its own HTTP API)."""
+    status, body = runtime.health.check()
+    return Response(body=body, status_code=status,
+                    headers={"Content-Type": "application/json", "Cache-Control": "no-store"})
 
 
 @app.schedule("rate(1 minute)", name="sweep")

@@ -44,6 +44,12 @@ class Runtime:
         return Store(self.clients.dynamodb, self.config)  # the client on first use
 
     @cached_property
+    def health(self):
+        from chalicelib.health import Health
+
+        return Health(self.clients.dynamodb, self.config)
+
+    @cached_property
     def rate_limiter(self):
         from chalicelib.state.rate_limits import RateLimiter
 
