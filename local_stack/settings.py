@@ -57,6 +57,9 @@ class Settings:
     #: How long a server-initiated close waits for the client's close frame.
     close_timeout: float = attrs.field(default=2.0, validator=_positive_float)
     max_workers: int = 64
+    #: ``make run``'s one-line summary, every this many seconds while anything is
+    #: connected (0: never).
+    summary_period: float = 60.0
     #: Key of the keyed hashes that stand in for connection ids in the log
     #: (``PRIVACY_KEY``, the app's variable); None: a random key per run.
     privacy_key: Optional[str] = attrs.field(default=None, repr=False)
@@ -92,5 +95,6 @@ class Settings:
         take("GATEWAY_SCHEDULE_PERIOD_SECONDS", "schedule_period", float)
         take("LOCAL_STATE_DIR", "state_dir", Path)
         take("PRIVACY_KEY", "privacy_key")
+        take("GATEWAY_SUMMARY_SECONDS", "summary_period", float)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
