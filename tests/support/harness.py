@@ -279,6 +279,16 @@ class Gateway:
                     total[key] = total.get(key, 0) + value
         return total
 
+    def http(self, method: str, path: str):
+        """A request to the app's REST routes, as the health API delivers it (payload
+        format 1.0, the function api_handler); returns (status, parsed body)."""
+        from local_stack.http_api import proxy_event, response_parts
+
+        event = proxy_event(method=method, path=path, resource=path, query=(), headers=(),
+                            body=b"", source_ip="127.0.0.1", api_id=API_ID, account_id="123456789012")
+        status, _, body = response_parts(self.app.app(event, Context("api_handler")))
+        return status, json.loads(body) if body else None
+
     def vanish(self, connection_id: str) -> None:
         """The socket is gone but API Gateway's $disconnect never arrives."""
         self.open.discard(connection_id)
