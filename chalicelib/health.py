@@ -23,7 +23,8 @@ PROBE_KEY = "~health"
 
 
 class Health:
-    def __init__(self, client, config) -> None:
+    def __init__(self, client, config, metrics=None) -> None:
+        self._metrics = metrics
         self._db = Dynamo(client)
         self._tables = {
             "sessions": (config.sessions_table, "sessionId"),
@@ -42,4 +43,6 @@ class Health:
                 logger.error("health check of the %s table failed: %s", name, type(exc).__name__)
                 checks[name] = "unavailable"
         healthy = all(state == "ok" for state in checks.values())
+        if not healthy and self._metrics is not None:
+            self._metrics.fault()  # the check works; what it found is a fault
         return (200 if healthy else 503), {"status": "ok" if healthy else "unavailable", "checks": checks}

@@ -47,7 +47,7 @@ class Runtime:
     def health(self):
         from chalicelib.health import Health
 
-        return Health(self.clients.dynamodb, self.config)
+        return Health(self.clients.dynamodb, self.config, self.metrics)
 
     @cached_property
     def rate_limiter(self):

@@ -98,9 +98,9 @@ CATALOGUE: Dict[str, MetricSpec] = _specs(
                "listener connections a shard run saw (listeners now, likewise)"),
     # -- faults ------------------------------------------------------------------------
     MetricSpec("Faults", COUNT, "Function",
-               "errors of ours a handler caught and answered (INTERNAL_ERROR, the state "
-               "store failing, a sweep of one session failing), by function; what escaped "
-               "is AWS/Lambda Errors"),
+               "errors of ours, by function: caught and answered (INTERNAL_ERROR, the state "
+               "store failing, a sweep of one session failing, a health check failing) or "
+               "uncaught (the invocation failed; AWS/Lambda Errors counts those as well)"),
 )
 
 

@@ -17,12 +17,15 @@ which Lambda sends to CloudWatch Logs; tests keep the objects).
 from __future__ import annotations
 
 import contextvars
+import logging
 import time
 from typing import Callable, Optional
 
 import attrs
 
 from chalicelib.observability.metrics import MetricSet
+
+logger = logging.getLogger("chalicelib.invocation")
 
 _current: "contextvars.ContextVar[Optional[Invocation]]" = contextvars.ContextVar(
     "broadcast_invocation", default=None)
@@ -121,6 +124,12 @@ class Telemetry:
         token = _current.set(invocation)
         try:
             return get_response(event)
+        except Exception:
+            # Uncaught: Lambda counts it in Errors too; Faults has every error our code
+            # saw (the alarm takes the larger of the two, see modules/alarms).
+            invocation.metrics.add("Faults", 1, function)
+            logger.exception("invocation failed")
+            raise
         finally:
             try:
                 self.flush(invocation)

@@ -99,6 +99,16 @@ class TestMessageMetrics:
         assert gateway.metric("MessageRefusals", Code="INTERNAL_ERROR") == 1
         assert gateway.lambda_errors == []
 
+    def test_an_uncaught_error_is_a_fault_too(self, gateway, speaker, dynamodb):
+        """$disconnect with the table gone: the invocation fails (a Lambda error) and
+        Faults{websocket_disconnect} counts it as well."""
+        speaker_cid, _ = speaker
+        dynamodb.delete_table(TableName="Connections")
+        gateway.record_lambda_errors = True
+        gateway.close(speaker_cid)
+        assert [error.split(": ")[1] for error in gateway.lambda_errors] == ["ServiceUnavailable"]
+        assert gateway.metric("Faults", Function="websocket_disconnect") == 1
+
     def test_a_client_mistake_is_no_fault(self, gateway, speaker):
         """An unknown action is a refusal by code only."""
         speaker_cid, _ = speaker
@@ -155,6 +165,7 @@ class TestHealth:
         status, body = gateway.http("GET", "/health")
         assert status == 503 and body["status"] == "unavailable"
         assert body["checks"] == {"sessions": "ok", "connections": "ok", "rateLimits": "unavailable"}
+        assert gateway.metric("Faults", Function="api_handler") == 1
 
 
 class TestLogs:

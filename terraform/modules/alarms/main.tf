@@ -77,7 +77,7 @@ resource "aws_cloudwatch_metric_alarm" "faults" {
   for_each = local.function_alarms
 
   alarm_name          = "${var.name_prefix}-${each.key}-faults"
-  alarm_description   = "${each.value.function} failed ${var.lambda_errors_threshold} time(s) or more in ${var.period_seconds} s: AWS/Lambda Errors (uncaught, the invocation failed) plus ${var.metrics_namespace} Faults (caught and answered as INTERNAL_ERROR or SERVICE_UNAVAILABLE). Refusals of clients are not counted. Look first at: Logs Insights on /aws/lambda/${each.value.function} with `filter level = \"ERROR\"` (errorType, stackTrace, requestId)."
+  alarm_description   = "${each.value.function} failed ${var.lambda_errors_threshold} time(s) or more in ${var.period_seconds} s: the larger of ${var.metrics_namespace} Faults (every error the code saw, caught and answered as INTERNAL_ERROR or SERVICE_UNAVAILABLE, or uncaught) and AWS/Lambda Errors (uncaught, and what the code never saw: timeouts, out of memory, a failed cold start). Refusals of clients are not counted. Look first at: Logs Insights on /aws/lambda/${each.value.function} with `filter level = \"ERROR\"` (errorType, stackTrace, requestId), then its Duration against its timeout."
   evaluation_periods  = var.evaluation_periods
   threshold           = var.lambda_errors_threshold
   comparison_operator = "GreaterThanOrEqualToThreshold"
@@ -87,7 +87,7 @@ resource "aws_cloudwatch_metric_alarm" "faults" {
 
   metric_query {
     id          = "faults"
-    expression  = "FILL(errors, 0) + FILL(caught, 0)"
+    expression  = "MAX([FILL(errors, 0), FILL(caught, 0)])"
     label       = "${each.key} faults"
     return_data = true
   }
