@@ -35,6 +35,9 @@ class Collector:
         self._samples: Dict[Key, list] = {}  # millisecond metrics: count, sum, max
         self._gauges: Dict[str, Dict[str, float]] = {name: {} for name in GAUGES}
         self._since_summary: Counter = Counter()
+        # (namespace, name, dimensions with Stage) -> values seen: what CloudWatch
+        # would hold as separate metrics (what an alarm can watch).
+        self._series: Counter = Counter()
         self.lines = 0
         self.started = clock()
 
@@ -43,7 +46,10 @@ class Collector:
         shard = str(document.get("shard", "-"))
         with self._lock:
             self.lines += 1
+            namespaces = {m["Name"]: d.get("Namespace") for d in document["_aws"]["CloudWatchMetrics"]
+                          for m in d.get("Metrics") or []}
             for name, dimensions, value in metric_values(document):
+                self._series[(namespaces.get(name), name, tuple(sorted(dimensions.items())))] += 1
                 extra = tuple(sorted((k, v) for k, v in dimensions.items() if k != "Stage"))
                 key: Key = (name, extra)
                 if name in GAUGES:
@@ -70,8 +76,11 @@ class Collector:
                 for (name, extra), (count, total, largest) in sorted(self._samples.items())
             }
             gauges = {name: sum(by_shard.values()) for name, by_shard in self._gauges.items()}
+            series = [{"namespace": namespace, "metric": name, "dimensions": dict(dimensions),
+                       "values": values}
+                      for (namespace, name, dimensions), values in sorted(self._series.items(), key=str)]
             return {"namespace": "Broadcast", "since": self.started, "emfLines": self.lines,
-                    "now": gauges, "counts": counts, "timings": timings}
+                    "now": gauges, "counts": counts, "timings": timings, "series": series}
 
     def summary(self, connections: int, period: float = 60) -> str:
         """One line: what is connected now, what happened since the last line."""

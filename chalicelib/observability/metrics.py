@@ -104,6 +104,13 @@ CATALOGUE: Dict[str, MetricSpec] = _specs(
 )
 
 
+#: The metrics whose increase an alarm counts against the service (terraform/modules/
+#: alarms): routine client behaviour must never move them. The alarms' other metrics
+#: are denominators (WelcomeDelivered, FanoutDelivered, FanoutGone) or signs of life
+#: (SweepShardRuns, SweepCompleted), whose absence alarms.
+FAULT_SIGNALS = ("Faults", "JwksFetchFailures", "WelcomeFailed", "FanoutFailed")
+
+
 def dimension_sets(spec: MetricSpec) -> List[List[str]]:
     return [[STAGE, spec.dimension]] if spec.dimension else [[STAGE]]
 
