@@ -12,7 +12,7 @@ of the authorizer never loads the store, one of ``deliver_welcome`` never loads
 the router).
 """
 
-from chalice import Chalice
+from chalice import Chalice, Response
 
 from chalicelib.runtime import Runtime
 from chalicelib.wire.events import (
@@ -22,13 +22,18 @@ from chalicelib.wire.events import (
     query_parameters,
     source_ip,
 )
-from chalicelib.wire.responses import connect_accepted, connect_refusal
 
 app = Chalice(app_name="broadcast")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 
 runtime = Runtime.from_environ()
 app.log.setLevel(runtime.config.log_level)
+
+
+@app.middleware("all")
+def observe(event, get_response):
+    """Every invocation: its log context and metrics, flushed as one EMF line at the end."""
+    return runtime.telemetry.middleware(event, get_response)
 
 
 @app.lambda_function(name="authorizer")
@@ -52,13 +57,7 @@ def on_ws_connect(event):
         token_refusal=authorizer_refusal(raw),
         source_ip=source_ip(raw),
     )
-    try:
-        runtime.admission.connect(request)
-    except Exception as exc:  # every refusal, expected or not, is a status + code
-        if runtime.admission.refuse_in_band(request, exc):
-            return connect_accepted()
-        return connect_refusal(exc)
-    return connect_accepted()
+    return runtime.admission.on_connect(request)
 
 
 @app.lambda_function(name="deliver_welcome")
@@ -90,6 +89,14 @@ def on_ws_disconnect(event):
         event.connection_id,
         runtime.connections_api(endpoint_for(event.to_dict(), runtime.config)),
     )
+
+
+@app.route("/health", methods=["GET"])
+def health():
+    """For uptime monitors: 200 when every table answers, else 503 (its own HTTP API)."""
+    status, body = runtime.health.check()
+    return Response(body=body, status_code=status,
+                    headers={"Content-Type": "application/json", "Cache-Control": "no-store"})
 
 
 @app.schedule("rate(1 minute)", name="sweep")

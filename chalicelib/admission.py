@@ -25,11 +25,14 @@ from chalicelib import errors
 from chalicelib.auth.authorizer import KEYS_UNAVAILABLE
 from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
 from chalicelib.departures import Departures
+from chalicelib.observability.logs import ref
+from chalicelib.observability.telemetry import Metrics, annotate
 from chalicelib.state.rate_limits import Counted, RateLimiter
 from chalicelib.state.records import ACTIVE, LISTENER, SPEAKER, BroadcastState, Connection, Session
 from chalicelib.state.store import ConnectionExists, ExtraConditionFailed, SessionIdTaken, Store
 from chalicelib.wire import messages
 from chalicelib.wire.ids import candidate_ids
+from chalicelib.wire import responses
 from chalicelib.wire.intents import (
     CreateIntent,
     JoinIntent,
@@ -69,6 +72,7 @@ class Welcome:
     deadline: float
     notify: Optional[dict] = None  # {"connection_id": ..., "message": {...}}
     close: bool = False  # an in-band refusal: close the connection once it is said
+    issued_at: Optional[float] = None  # when $connect answered: WelcomeLatency starts there
 
     def to_payload(self) -> dict:
         return attrs.asdict(self)
@@ -82,6 +86,7 @@ class Welcome:
             deadline=float(payload["deadline"]),
             notify=payload.get("notify"),
             close=bool(payload.get("close", False)),
+            issued_at=payload.get("issued_at"),
         )
 
 
@@ -95,6 +100,10 @@ class _Admitted:
     undo: Callable[[], None]
     after: Optional[Callable[[], None]] = None
     notify: Optional[dict] = None
+    # For the metrics: what was admitted (None: a repeated $connect, counted the
+    # first time), and whether a listener place was taken.
+    intent: Optional[str] = None
+    joined: bool = False
 
 
 class Admission:
@@ -108,9 +117,11 @@ class Admission:
         hasher: Callable[[str, str], str],
         connections_api: Callable[[str], ConnectionsApi],
         dispatch_welcome: Callable[[Welcome], None],
+        metrics: Metrics,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self._metrics = metrics
         self._config = config
         self._store = store
         self._departures = departures
@@ -122,6 +133,26 @@ class Admission:
         self._sleep = sleep
 
     # -- $connect ----------------------------------------------------------------
+
+    def on_connect(self, request: ConnectRequest) -> dict:
+        """``$connect``: the response that accepts the handshake, or refuses it with
+        its status (or accepts it to say the refusal in-band, when asked). Every
+        refusal is counted by code; one that is our fault also in Faults."""
+        try:
+            self.connect(request)
+        except Exception as exc:  # every refusal, expected or not, is a status + code
+            refusal = exc if isinstance(exc, errors.BroadcastError) else errors.BroadcastError()
+            self._metrics.add("ConnectRefusals", 1, refusal.code)
+            if refusal.fault:
+                self._metrics.fault()
+                logger.error("connect failed: %s", refusal.code, exc_info=exc,
+                             extra={"status": refusal.status})
+            else:
+                logger.info("connect refused: %s", refusal.code, extra={"status": refusal.status})
+            if self.refuse_in_band(request, exc):
+                return responses.connect_accepted()
+            return responses.connect_refusal(refusal)
+        return responses.connect_accepted()
 
     def connect(self, request: ConnectRequest) -> Welcome:
         """Validate, record the connection, and hand its first message to delivery.
@@ -144,7 +175,8 @@ class Admission:
             if isinstance(intent, CreateIntent):
                 self._limit(self._hash("user", request.user_id),
                             self._config.rate_limit_sessions_per_hour, CREATE_WINDOW_SECONDS,
-                            "too many sessions created by this user, retry later")
+                            "too many sessions created by this user, retry later",
+                            "sessionsPerUser")
                 admitted = self._create(request, intent, now)
             elif intent.role == SPEAKER:
                 admitted = self._refresh_speaker(request, intent, now)
@@ -157,19 +189,33 @@ class Admission:
             message=admitted.message,
             deadline=now + self._config.welcome_delivery_timeout_seconds,
             notify=admitted.notify,
+            issued_at=self._clock(),
         )
+        annotate(session_id=admitted.message.get("sessionId"))
         try:
             self._dispatch_welcome(welcome)
         except Exception:
             logger.exception("could not dispatch the first message; undoing connect")
             admitted.undo()
             raise errors.ConnectNotCompleted() from None
+        self._count_admitted(admitted)
         if admitted.after is not None:
             try:
                 admitted.after()
             except Exception:  # the connection stands; a notice is not worth refusing it
                 logger.exception("post-connect notice failed")
         return welcome
+
+    def _count_admitted(self, admitted: _Admitted) -> None:
+        if admitted.intent is None:
+            return
+        self._metrics.add("ConnectionsAdmitted", 1, admitted.intent)
+        if admitted.intent == "createSession":
+            self._metrics.add("SessionsCreated")
+        elif admitted.intent.endswith("Refresh"):
+            self._metrics.add("RefreshesCompleted", 1, admitted.intent[: -len("Refresh")])
+        if admitted.joined:
+            self._metrics.add("ListenersJoined")
 
     def refuse_in_band(self, request: ConnectRequest, refusal: Exception) -> bool:
         """A client that asked for it (``refusal=message``: browsers, which see nothing
@@ -188,6 +234,7 @@ class Admission:
                 message=messages.error(now, refusal.code, refusal.message),
                 deadline=now + self._config.welcome_delivery_timeout_seconds,
                 close=True,
+                issued_at=now,
             ))
         except Exception:
             logger.exception("could not dispatch an in-band refusal")
@@ -203,10 +250,13 @@ class Admission:
         """Count a handshake against its address; refuse it when over the limit."""
         self._limit(self._ip_key(request), self._config.rate_limit_connects_per_minute,
                     CONNECT_WINDOW_SECONDS,
-                    "too many connections from this address, retry in a minute")
+                    "too many connections from this address, retry in a minute",
+                    "connectsPerAddress")
 
-    def _limit(self, key: Optional[str], limit: int, window_seconds: int, message: str) -> None:
+    def _limit(self, key: Optional[str], limit: int, window_seconds: int, message: str,
+               name: str) -> None:
         if key and not self._rate_limiter.allow(key, limit, window_seconds):
+            self._metrics.add("RateLimitRefusals", 1, name)
             raise errors.RateLimited(message)
 
     @staticmethod
@@ -214,7 +264,7 @@ class Admission:
         """Speaker intents need the user id the authorizer set for a verified token;
         the authorizer says why there is none (see chalicelib/auth/authorizer.py)."""
         if request.token_refusal == KEYS_UNAVAILABLE:
-            raise errors.ServiceUnavailable("speaker tokens cannot be checked right now, retry")
+            raise errors.KeysUnavailable()
         if not request.user_id:
             raise errors.Unauthorized()
 
@@ -268,7 +318,8 @@ class Admission:
                 self._store.end_session(session_id, "aborted", int(self._clock() * 1000))
                 self._store.delete_connection(request.connection_id)
 
-            return _Admitted(messages.session_created(now, session, request.connection_id), undo)
+            return _Admitted(messages.session_created(now, session, request.connection_id), undo,
+                             intent="createSession")
         raise errors.SessionIdExhausted()
 
     def _join(self, request, intent, now, *, count: bool) -> _Admitted:
@@ -310,6 +361,8 @@ class Admission:
             self._listener_welcome(intent, session, listener, now),
             lambda: self._store.remove_listener(listener, int(self._clock() * 1000)),
             notify=self._presence(session, now, joined=listener.target_language),
+            intent="joinSession" if count else "listenerRefresh",
+            joined=True,
         )
 
     def _count_refusal(self, request: ConnectRequest) -> None:
@@ -339,6 +392,7 @@ class Admission:
         return _Admitted(
             self._listener_welcome(intent, session, listener, now),
             lambda: self._store.undo_take_over(listener, previous),
+            intent="listenerRefresh",
         )
 
     @staticmethod
@@ -384,7 +438,7 @@ class Admission:
                 )
 
         message = messages.refresh_complete(now, session, request.connection_id, SPEAKER, None)
-        return _Admitted(message, undo, after)
+        return _Admitted(message, undo, after, intent="speakerRefresh")
 
     def _repeat_welcome(self, existing: Optional[Connection], intent, now) -> _Admitted:
         """A duplicate ``$connect`` for a connection we already recorded: answer as
@@ -411,6 +465,7 @@ class Admission:
         when the connection's row is gone (the client left; read once, after a
         second of 410s). Then tells whoever ``notify`` names (a new listener's
         speaker), once, on a best-effort basis."""
+        annotate(connection_id=welcome.connection_id, session_id=welcome.message.get("sessionId"))
         api = self._api(welcome.endpoint)
         delay, started, checked = 0.02, self._clock(), False
         while True:
@@ -418,17 +473,26 @@ class Admission:
                 if api.send(welcome.connection_id, welcome.message):
                     break
             except DeliveryFailed as exc:
-                logger.warning("first message to %s: %s", welcome.connection_id, exc)
+                logger.warning("first message: %s, retrying", exc)
             now = self._clock()
             if now >= welcome.deadline:
-                logger.warning("first message to %s not delivered", welcome.connection_id)
+                # Still there? Then it was ours to deliver and we failed; else the
+                # client left before its first message (routine).
+                if self._store.get_connection(welcome.connection_id) is None:
+                    self._metrics.add("WelcomeGone")
+                    return False
+                self._metrics.add("WelcomeFailed")
+                logger.warning("first message not delivered by the deadline")
                 return False
             if not checked and now - started >= _WELCOME_CHECK_AFTER_SECONDS:
                 checked = True
                 if self._store.get_connection(welcome.connection_id) is None:
+                    self._metrics.add("WelcomeGone")
                     return False
             self._sleep(delay)
             delay = min(delay * 2, 0.25)
+        self._metrics.add("WelcomeDelivered")
+        self._metrics.add("WelcomeLatency", max(0.0, self._clock() - (welcome.issued_at or started)) * 1000)
         if welcome.close:
             try:
                 api.close(welcome.connection_id)
@@ -438,7 +502,8 @@ class Admission:
             try:
                 api.send(welcome.notify["connection_id"], welcome.notify["message"])
             except DeliveryFailed as exc:  # the speaker re-syncs with getSessionStatus
-                logger.warning("presence notice failed: %s", exc)
+                logger.warning("presence notice failed: %s", exc,
+                               extra={"target": ref(welcome.notify["connection_id"])})
         return True
 
     # -- joinSession on an open connection ------------------------------------------

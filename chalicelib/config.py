@@ -194,6 +194,9 @@ class Config:
     publish_concurrency: int = setting(
         "PUBLISH_CONCURRENCY", 16, integer(1), "parallel `@connections` posts in a fan-out")
 
+    stage: str = setting(
+        "STAGE", "dev", text,
+        "the deployment's stage: the `Stage` dimension of every metric (namespace `Broadcast`)")
     log_level: str = setting(
         "LOG_LEVEL", "INFO", choice(*LOG_LEVELS, upper=True), "`DEBUG`, `INFO`, `WARNING`, `ERROR`")
 

@@ -21,6 +21,8 @@ from typing import Callable, Optional
 from chalicelib import errors, liveness
 from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
 from chalicelib.fanout import FanoutResult, fan_out
+from chalicelib.observability.logs import ref
+from chalicelib.observability.telemetry import Metrics, annotate
 from chalicelib.state.records import Connection, Session
 from chalicelib.state.store import Store
 from chalicelib.wire import messages
@@ -34,7 +36,9 @@ EXPIRED = "expired"
 
 
 class Departures:
-    def __init__(self, *, config, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, config, store: Store, metrics: Metrics,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._metrics = metrics
         self._config = config
         self._store = store
         self._clock = clock
@@ -48,6 +52,7 @@ class Departures:
         """``$disconnect``: idempotent; a repeated delivery finds nothing to do."""
         connection = self._store.get_connection(connection_id)
         if connection is not None:
+            annotate(session_id=connection.session_id)
             self.connection_left(connection, api, closed=True)
 
     def connection_left(self, connection: Connection, api: ConnectionsApi,
@@ -57,6 +62,7 @@ class Departures:
         starts the reconnect grace, or ends the session."""
         if not connection.is_speaker:
             if self._store.remove_listener(connection, self._now_ms()):
+                self._metrics.add("ListenersLeft")
                 self._tell_speaker_left(connection, api)
             return
         grace = self._config.speaker_reconnect_grace_seconds
@@ -110,8 +116,9 @@ class Departures:
                 connection.connection_id, messages.connection_closed(self._clock(), reason)
             )
         except DeliveryFailed as exc:
-            logger.warning("closing %s failed: %s", connection.connection_id, exc)
+            logger.warning("closing failed: %s", exc, extra={"target": ref(connection.connection_id)})
             return False
+        self._metrics.add("ForcedCloses", 1, reason)
         self.connection_left(connection, api, closed=True)
         return True
 
@@ -148,6 +155,8 @@ class Departures:
             only_if_expired=reason == EXPIRED,
         )
         if ended is not None:
+            self._metrics.add("SessionsEnded", 1, reason)
+            logger.info("session ended: %s", reason, extra={"endedSessionId": session_id})
             self.release(session_id, reason, api, gone=gone)
         return ended
 
@@ -163,11 +172,15 @@ class Departures:
             api, told, ended,
             concurrency=self._config.publish_concurrency,
             after_send=lambda member: api.close(member.connection_id),
+            metrics=self._metrics,
         )
         # A connection a send failed to keeps its row: the sweep tells it later.
-        released = [m.connection_id for m in members if m.connection_id not in result.failed_ids]
+        released = [m for m in members if m.connection_id not in result.failed_ids]
         if released:
-            self._store.delete_connections(released)
+            self._store.delete_connections([m.connection_id for m in released])
+            listeners = sum(1 for m in released if not m.is_speaker)
+            if listeners:
+                self._metrics.add("ListenersLeft", listeners)
         if not result.failed_ids:
             self._store.unlist(session_id)
         return result
@@ -180,4 +193,5 @@ class Departures:
             message,
             concurrency=self._config.publish_concurrency,
             on_gone=lambda listener: self.forget(listener, api),
+            metrics=self._metrics,
         )

@@ -13,6 +13,9 @@ class BroadcastError(Exception):
     code = "INTERNAL_ERROR"
     status = 500
     default_message = "internal error"
+    # A fault of ours (counted in the Faults metric, which alarms), not a refusal
+    # that routine client behaviour earns.
+    fault = True
 
     def __init__(self, message: str = "") -> None:
         self.message = message or self.default_message
@@ -25,6 +28,7 @@ class BroadcastError(Exception):
 # -- 400: the request itself is wrong -------------------------------------------
 class BadRequest(BroadcastError):
     status = 400
+    fault = False
 
 
 class MissingParameter(BadRequest):
@@ -69,12 +73,14 @@ class Unauthorized(BroadcastError):
     code = "UNAUTHORIZED"
     status = 401
     default_message = "a valid speaker token is required"
+    fault = False
 
 
 class Forbidden(BroadcastError):
     code = "FORBIDDEN"
     status = 403
     default_message = "this role may not do that"
+    fault = False
 
 
 class ConnectionReplaced(Forbidden):
@@ -89,18 +95,28 @@ class SessionNotFound(BroadcastError):
     code = "SESSION_NOT_FOUND"
     status = 404
     default_message = "no active session with this id"
+    fault = False
 
 
 class SessionFull(BroadcastError):
     code = "SESSION_FULL"
     status = 503
     default_message = "the session has reached its listener limit"
+    fault = False
 
 
 class ServiceUnavailable(BroadcastError):
     code = "SERVICE_UNAVAILABLE"
     status = 503
     default_message = "the state store is unavailable, retry shortly"
+
+
+class KeysUnavailable(ServiceUnavailable):
+    """The authorizer could not fetch the signing keys: its own metric
+    (JwksFetchFailures) and alarm say so, not Faults."""
+
+    default_message = "speaker tokens cannot be checked right now, retry"
+    fault = False
 
 
 class ConnectNotCompleted(ServiceUnavailable):
@@ -126,3 +142,4 @@ class RateLimited(BroadcastError):
     code = "RATE_LIMITED"
     status = 429
     default_message = "too many requests, slow down"
+    fault = False

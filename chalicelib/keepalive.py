@@ -14,6 +14,7 @@ from typing import Iterable
 from chalicelib import liveness
 from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
 from chalicelib.departures import Departures
+from chalicelib.observability.logs import ref
 from chalicelib.state.records import Connection
 from chalicelib.state.store import Store
 from chalicelib.wire import messages
@@ -32,7 +33,7 @@ class KeepAlive:
         try:
             api.send(connection.connection_id, messages.heartbeat_ack(now))
         except DeliveryFailed as exc:
-            logger.warning("heartbeat ack to %s failed: %s", connection.connection_id, exc)
+            logger.warning("heartbeat ack failed: %s", exc)
         verdict = liveness.judge(connection, int(now * 1000), self._config)
         self.send_notices(connection, verdict.notices, api, now)
 
@@ -57,7 +58,7 @@ class KeepAlive:
                 sent = api.send(connection.connection_id, message)
             except DeliveryFailed as exc:
                 # Claimed but not sent: give the claim back so the next try sends it.
-                logger.warning("notice to %s failed: %s", connection.connection_id, exc)
+                logger.warning("notice failed: %s", exc, extra={"target": ref(connection.connection_id)})
                 self._store.release_notice(connection.connection_id, notice)
                 return
             if not sent:

@@ -22,6 +22,7 @@ from chalicelib import errors
 from chalicelib.connections_api import ConnectionsApi
 from chalicelib.departures import Departures
 from chalicelib.fanout import fan_out
+from chalicelib.observability.telemetry import annotate
 from chalicelib.state.records import Connection, Session
 from chalicelib.state.store import Store
 from chalicelib.wire import messages
@@ -116,8 +117,10 @@ class Publisher:
         config,
         store: Store,
         departures: Departures,
+        metrics=None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._metrics = metrics
         self._config = config
         self._store = store
         self._departures = departures
@@ -177,6 +180,7 @@ class Publisher:
             lambda listener: encoded[listener.target_language],
             concurrency=self._config.publish_concurrency,
             on_gone=lambda listener: self._gone(listener, api),
+            metrics=self._metrics,
         )
         return PublishResult(result.delivered, result.gone, result.failed, reported), session
 
@@ -190,6 +194,7 @@ class Publisher:
             if not isinstance(event, dict):
                 raise errors.InvalidMessage("the event must be a JSON object")
             session_id = validate_session_id(event.get("sessionId"))
+            annotate(session_id=session_id)
             language = event.get("targetLanguage")
             if language is not None:
                 validate_language(language, self._config.supported_languages, "targetLanguage")
@@ -212,4 +217,7 @@ class Publisher:
                 raise errors.InvalidParameter("data is larger than a WebSocket message may be")
             return self.publish(session_id, type_, data, api, language)[0].to_dict()
         except errors.BroadcastError as exc:
+            if exc.fault and self._metrics is not None:
+                self._metrics.fault()
+                logger.error("publish failed: %s", exc.code)
             return {"error": exc.to_body()}

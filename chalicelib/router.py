@@ -17,6 +17,7 @@ from chalicelib.broadcast import CONTROLS, BroadcastActions
 from chalicelib.connections_api import ConnectionsApi, DeliveryFailed
 from chalicelib.departures import Departures
 from chalicelib.keepalive import KeepAlive
+from chalicelib.observability.telemetry import Metrics, annotate
 from chalicelib.recent import Recent
 from chalicelib.state.records import Connection
 from chalicelib.state.store import Store
@@ -42,8 +43,10 @@ class Router:
         keepalive: KeepAlive,
         broadcast: BroadcastActions,
         connections_api: Callable[[str], ConnectionsApi],
+        metrics: Metrics,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._api = connections_api
         self._clock = clock
@@ -64,24 +67,33 @@ class Router:
         api = self._api(endpoint)
         now = self._clock()
         action = None
+        self._metrics.add("MessagesReceived")
         try:
             message = parse_message(raw)
             action = message.action
             connection = self._sender(connection_id, action, now)
+            annotate(session_id=connection.session_id)
             handler = self.actions.get(message.action)
             if handler is None:
                 raise errors.UnknownAction(f"unknown action {shown(message.action)}")
             handler(connection, message, api, now)
         except DeliveryFailed as exc:  # the sender cannot be reached: nobody to tell
-            logger.warning("reply to %s failed: %s", connection_id, exc)
+            logger.warning("reply failed: %s", exc)
         except errors.BroadcastError as exc:
+            self._refused(exc, action)
             self._reply(api, connection_id, messages.error(now, exc.code, exc.message, action))
-        except Exception:  # a bug: log it, tell the client nothing more than that
-            logger.exception("unexpected error handling %s", shown(action))
+        except Exception as exc:  # a bug: log it, tell the client nothing more than that
             internal = errors.BroadcastError()
+            self._refused(internal, action, exc)
             self._reply(
                 api, connection_id, messages.error(now, internal.code, internal.message, action)
             )
+
+    def _refused(self, refusal: errors.BroadcastError, action, exc: Exception = None) -> None:
+        self._metrics.add("MessageRefusals", 1, refusal.code)
+        if refusal.fault:
+            self._metrics.fault()
+            logger.error("%s failed: %s", shown(action), refusal.code, exc_info=exc or refusal)
 
     def _sender(self, connection_id: str, action: str, now: float) -> Connection:
         """The sender's row, its activity recorded (``lastSeenAt``). Audio chunks come
@@ -103,4 +115,4 @@ class Router:
         try:
             api.send(connection_id, message)
         except DeliveryFailed as exc:
-            logger.warning("reply to %s failed: %s", connection_id, exc)
+            logger.warning("reply failed: %s", exc)

@@ -9,25 +9,30 @@ store, ``deliver_welcome`` never builds a router).
 from __future__ import annotations
 
 import json
-import logging
 import time
 from functools import cached_property
 
 from chalicelib.aws import Clients
 from chalicelib.config import Config, ConfigError
 from chalicelib.connections_api import ConnectionsApi
+from chalicelib.observability import logs
+from chalicelib.observability.telemetry import Telemetry
 
 
 class Runtime:
-    def __init__(self, config: Config, clients: Clients = None, clock=time.time) -> None:
+    def __init__(self, config: Config, clients: Clients = None, clock=time.time,
+                 emit_metrics=logs.write_emf) -> None:
         self.config = config
         self.clients = clients or Clients()
         self.clock = clock
+        # Per invocation: app.py's middleware opens one, services record into it.
+        self.telemetry = Telemetry(stage=config.stage, emit=emit_metrics)
+        self.metrics = self.telemetry.metrics
 
     @classmethod
     def from_environ(cls, environ=None) -> "Runtime":
         config = Config.from_environ(environ)
-        logging.getLogger("chalicelib").setLevel(config.log_level)
+        logs.install(level=config.log_level, privacy_key=config.privacy_key)
         return cls(config)
 
     # -- I/O -------------------------------------------------------------------------
@@ -37,6 +42,12 @@ class Runtime:
         from chalicelib.state.store import Store
 
         return Store(self.clients.dynamodb, self.config)  # the client on first use
+
+    @cached_property
+    def health(self):
+        from chalicelib.health import Health
+
+        return Health(self.clients.dynamodb, self.config, self.metrics)
 
     @cached_property
     def rate_limiter(self):
@@ -79,7 +90,8 @@ class Runtime:
     def verifier(self):
         from chalicelib.auth.tokens import TokenVerifier
 
-        return TokenVerifier.from_config(self.config)
+        return TokenVerifier.from_config(
+            self.config, on_keys_unavailable=lambda: self.metrics.add("JwksFetchFailures"))
 
     # -- services ----------------------------------------------------------------------
 
@@ -87,7 +99,8 @@ class Runtime:
     def departures(self):
         from chalicelib.departures import Departures
 
-        return Departures(config=self.config, store=self.store, clock=self.clock)
+        return Departures(config=self.config, store=self.store, metrics=self.metrics,
+                          clock=self.clock)
 
     @cached_property
     def keepalive(self):
@@ -107,6 +120,7 @@ class Runtime:
             hasher=self.hasher,
             connections_api=self.connections_api,
             dispatch_welcome=self.dispatch_welcome,
+            metrics=self.metrics,
             clock=self.clock,
         )
 
@@ -115,7 +129,8 @@ class Runtime:
         from chalicelib.publisher import Publisher
 
         return Publisher(
-            config=self.config, store=self.store, departures=self.departures, clock=self.clock
+            config=self.config, store=self.store, departures=self.departures,
+            metrics=self.metrics, clock=self.clock,
         )
 
     @cached_property
@@ -148,6 +163,7 @@ class Runtime:
                 audio_sink=self.audio_sink,
             ),
             connections_api=self.connections_api,
+            metrics=self.metrics,
             clock=self.clock,
         )
 
@@ -161,5 +177,6 @@ class Runtime:
             departures=self.departures,
             keepalive=self.keepalive,
             api=self.configured_connections_api("sweep"),
+            metrics=self.metrics,
             clock=self.clock,
         )

@@ -35,6 +35,7 @@ from chalicelib import liveness
 from chalicelib.connections_api import ConnectionsApi
 from chalicelib.departures import EXPIRED, SPEAKER_DISCONNECTED, Departures
 from chalicelib.keepalive import KeepAlive
+from chalicelib.observability.telemetry import Metrics, carry_context
 from chalicelib.state.records import Connection, SweepEntry
 from chalicelib.state.store import Store
 
@@ -53,12 +54,16 @@ class SweepReport:
     notices: int = 0
     released: int = 0
     skipped: int = 0  # left for the next sweep: out of time
+    active: int = 0  # sessions found active (and not expired)
+    listeners: int = 0  # listener connections of those sessions
+    failed: int = 0  # sessions whose sweep failed (logged, counted in Faults)
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)
 
     def add(self, other: "SweepReport") -> None:
-        for field in ("sessions", "ended", "closed", "notices", "released", "skipped"):
+        for field in ("sessions", "ended", "closed", "notices", "released", "skipped",
+                      "active", "listeners", "failed"):
             setattr(self, field, getattr(self, field) + getattr(other, field))
 
 
@@ -71,8 +76,10 @@ class Sweeper:
         departures: Departures,
         keepalive: KeepAlive,
         api: ConnectionsApi,
+        metrics: Metrics,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._metrics = metrics
         self._config = config
         self._store = store
         self._departures = departures
@@ -92,6 +99,7 @@ class Sweeper:
                 started += 1
             except Exception:
                 logger.exception("could not start the sweep of shard %d", shard)
+                self._metrics.fault()
                 failed.append(shard)
         return {"shards": self._config.sweep_shards, "started": started, "failed": failed}
 
@@ -102,6 +110,11 @@ class Sweeper:
         ``seconds_left`` (the Lambda context's remaining time) lets a long pass stop in
         time; the order is shuffled so that no session is always the one left over."""
         report = SweepReport(shard=shard)
+        started = time.monotonic()
+        # Counted first: a run that fails still ran (the alarm on missing runs
+        # watches the schedule; the failure is AWS/Lambda Errors').
+        self._metrics.add("SweepShardRuns")
+        self._metrics.set_property("shard", shard)
         entries = list(self._store.sweep_entries(shard))
         random.shuffle(entries)
 
@@ -114,15 +127,31 @@ class Sweeper:
             try:
                 self._sweep_session(entry, one)
             except Exception:  # one bad session must not stop the sweep
-                logger.exception("sweeping %s failed", entry.session_id)
+                logger.exception("sweeping a session failed", extra={"sweptSessionId": entry.session_id})
+                self._metrics.fault()
+                one.failed = 1
             return one
 
         with ThreadPoolExecutor(max_workers=self._config.sweep_concurrency) as pool:
-            for one in pool.map(sweep_one, entries):
+            for one in pool.map(carry_context(sweep_one), entries):
                 report.add(one)
+        self._count(report, started)
         acted = report.ended or report.closed or report.notices or report.released
         logger.log(logging.INFO if acted else logging.DEBUG, "sweep: %s", report.to_dict())
         return report
+
+    def _count(self, report: SweepReport, started: float) -> None:
+        add = self._metrics.add
+        if not report.skipped:
+            add("SweepCompleted")
+        add("SweepSessions", report.sessions)
+        add("SweepSkipped", report.skipped)
+        for action in ("ended", "closed", "notices", "released"):
+            if getattr(report, action):
+                add("SweepActions", getattr(report, action), action)
+        add("ActiveSessions", report.active)
+        add("ConnectedListeners", report.listeners)
+        self._metrics.timing("SweepDuration", started)
 
     def _sweep_session(self, entry: SweepEntry, report: SweepReport) -> None:
         now = self._clock()
@@ -137,6 +166,8 @@ class Sweeper:
                 report.ended += 1
             return
         members = list(self._store.members(entry.session_id))
+        report.active += 1
+        report.listeners += sum(1 for m in members if not m.is_speaker)
         speaker = next((m for m in members if m.connection_id == entry.speaker_connection_id), None)
         if self._speaker_gone(entry, speaker, now):
             if self._departures.end_session(

@@ -9,6 +9,9 @@
 - ``GET /.well-known/jwks.json``: the local issuer's keys.
 - ``GET /listen``, ``/speak``, ``/config.js``, ``/assets/...`` and ``POST
   /_local/token``: the browser pages (:mod:`local_stack.static`).
+- The app's REST routes (``GET /health``), through its ``api_handler`` as the
+  health API invokes it (:mod:`local_stack.http_api`).
+- ``GET /_local/metrics``: the app's metrics so far (:mod:`local_stack.metrics`).
 
 The rules live in :mod:`local_stack.apigw` (sans-I/O); this module moves
 bytes and runs handlers in the thread pool of :class:`LambdaApp`.
@@ -21,16 +24,18 @@ import functools
 import hashlib
 import json
 import logging
+import sys
 import time
 from typing import Any, Dict, Optional, Set, Tuple
 
 from aiohttp import web
 from websockets.frames import CloseCode
 
-from . import apigw, sigv4
+from . import apigw, http_api, sigv4
 from .issuer import LocalIssuer
 from .lambda_runtime import FunctionError, FunctionNotFound, LambdaApp
 from .logsafe import LogRefs, client_text, refusal_code
+from .metrics import Collector
 from .schedule import Schedule, scheduled_event
 from .settings import MAX_INVOKE_PAYLOAD_BYTES, MAX_MESSAGE_BYTES, Settings
 from .static import StaticSite
@@ -210,10 +215,12 @@ class Gateway:
     """The aiohttp application and the registry of live connections."""
 
     def __init__(self, lambda_app: LambdaApp, settings: Settings,
-                 issuer: Optional[LocalIssuer] = None):
+                 issuer: Optional[LocalIssuer] = None, metrics: Optional[Collector] = None):
         self.lambda_app = lambda_app
         self.settings = settings
         self.issuer = issuer
+        self.metrics = metrics
+        self._summaries: Optional[asyncio.Task] = None
         self.connections: Dict[str, LiveConnection] = {}
         self.log_refs = LogRefs(settings.privacy_key)
         self._tasks: Set[asyncio.Task] = set()
@@ -229,6 +236,10 @@ class Gateway:
         # 128 KB, PayloadTooLargeException), never with aiohttp's bare 413.
         app = web.Application(client_max_size=MAX_INVOKE_PAYLOAD_BYTES)
         app.router.add_get("/.well-known/jwks.json", self.handle_jwks)
+        app.router.add_get("/_local/metrics", self.handle_metrics)
+        for path, methods in getattr(self.lambda_app, "http_routes", {}).items():
+            for method in methods:
+                app.router.add_route(method, path, functools.partial(self.handle_http, resource=path))
         app.router.add_post("/2015-03-31/functions/{function}/invocations", self.handle_invoke)
         for prefix in ("", "/{stage}"):
             path = prefix + "/@connections/{connection_id}"
@@ -256,11 +267,14 @@ class Gateway:
         server = site._server  # the asyncio.Server; its port when 0 was asked
         self.port = server.sockets[0].getsockname()[1] if server and server.sockets else None
         self._scheduler = asyncio.create_task(self.run_schedules())
+        if self.metrics is not None and self.settings.summary_period:
+            self._summaries = asyncio.create_task(self.run_summaries())
 
     async def stop(self) -> None:
         """Close every connection (1001, firing ``$disconnect``), then the server."""
-        if self._scheduler is not None:
-            self._scheduler.cancel()
+        for task in (self._scheduler, self._summaries):
+            if task is not None:
+                task.cancel()
         for live in list(self.connections.values()):
             if live.conn.state is apigw.State.OPEN:
                 live.close(CloseCode.GOING_AWAY, "Going away")
@@ -562,6 +576,46 @@ class Gateway:
             await self.lambda_app.invoke(function, event)
         except FunctionError:
             pass
+
+    # -- the app's REST routes and metrics ---------------------------------------
+
+    async def handle_http(self, request: web.Request, resource: str) -> web.Response:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        event = http_api.proxy_event(
+            method=request.method, path=request.path, resource=resource,
+            query=request.rel_url.query.items(),
+            headers=((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers),
+            body=await request.read(), source_ip=peer[0] if peer else "127.0.0.1",
+            api_id=self.settings.api_id, account_id=self.settings.account_id,
+        )
+        try:
+            result = await self.lambda_app.invoke(self.lambda_app.function(http_api.API_HANDLER), event)
+        except FunctionError:
+            # What an HTTP API answers when its integration fails.
+            return web.json_response({"message": "Internal Server Error"}, status=500)
+        status, headers, body = http_api.response_parts(result or {})
+        return web.Response(status=status, body=body, headers=headers)
+
+    async def handle_metrics(self, request: web.Request) -> web.Response:
+        """The app's metrics so far (a development aid). Never to a web page: a
+        page the developer visits must not read what the stack is doing."""
+        if "origin" in {name.lower() for name in request.headers}:
+            denial = sigv4.CROSS_ORIGIN
+            return _error(denial.status, denial.error_type, denial.message)
+        if self.metrics is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        return web.json_response(self.metrics.snapshot(), headers={"Cache-Control": "no-store"})
+
+    async def run_summaries(self) -> None:
+        """One line on stdout per period while anything is connected."""
+        while True:
+            await asyncio.sleep(self.settings.summary_period)
+            if self.connections:
+                print(self.metrics.summary(len(self.connections), self.settings.summary_period),
+                      file=self.summary_stream or sys.__stdout__, flush=True)
+
+    #: Where summaries go: the stack's own stdout (the functions' is tapped).
+    summary_stream = None
 
     # -- JWKS ------------------------------------------------------------------
 

@@ -126,6 +126,8 @@ class LambdaApp:
         )
         self.functions: Dict[str, Function] = {}
         self.routes: Dict[str, str] = {}
+        #: REST routes (@app.route): path -> methods, all served by api_handler.
+        self.http_routes: Dict[str, List[str]] = {}
         self._register()
 
     @classmethod
@@ -159,6 +161,10 @@ class LambdaApp:
             self.routes[route_key] = name
         for function in app.pure_lambda_functions:
             self._add(function.name, function.handler_string)
+        if getattr(app, "routes", None):
+            # Chalice serves every route from one function, the app object itself.
+            self._add("api_handler", "app.app")
+            self.http_routes = {path: sorted(methods) for path, methods in app.routes.items()}
         for source in app.event_sources:
             expression = getattr(source, "schedule_expression", None)
             if expression is None:

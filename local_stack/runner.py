@@ -24,6 +24,7 @@ from typing import Dict, List, MutableMapping, Optional
 from . import aws
 from .moto_server import MotoPortInUse, MotoServer
 from .issuer import LocalIssuer
+from .metrics import Collector, StdoutTap
 from .settings import Settings
 
 log = logging.getLogger("local_stack")
@@ -49,6 +50,7 @@ def app_environment(settings: Settings, *, gateway_url: str, aws_url: str,
         "TOKEN_ISSUER": issuer.issuer,
         "TOKEN_AUDIENCE": issuer.audience,
         "AUDIO_SINK": "relay",
+        "STAGE": settings.stage,
     }
 
 
@@ -113,6 +115,10 @@ class Stack:
         self.aws_url: Optional[str] = None
         self.tables: Optional[List[str]] = None
         self.issuer = LocalIssuer.from_environ(settings.state_dir.resolve(), self.environ)
+        #: The app's metrics: what its functions print to stdout (EMF lines) is
+        #: collected; their other lines (JSON logs) go to the stack's log, stderr.
+        self.metrics = Collector()
+        self.stdout = sys.stdout  # the stack's own output: the banner, the summaries
 
     async def start(self) -> None:
         from .gateway import Gateway
@@ -141,6 +147,7 @@ class Stack:
                 self.environ.setdefault(key, value)
             if str(s.app_dir) not in sys.path:
                 sys.path.insert(0, str(s.app_dir))
+            sys.stdout = StdoutTap(self.metrics, sys.stderr)
             if s.create_tables:
                 loop = asyncio.get_running_loop()
                 self.tables = await loop.run_in_executor(None, aws.create_tables, dict(self.environ))
@@ -148,7 +155,8 @@ class Stack:
                 s.app, s.app_dir, stage=s.stage, region=s.region, account_id=s.account_id,
                 max_workers=s.max_workers,
             )
-            self.gateway = Gateway(self.lambda_app, s, issuer=self.issuer)
+            self.gateway = Gateway(self.lambda_app, s, issuer=self.issuer, metrics=self.metrics)
+            self.gateway.summary_stream = self.stdout
             await self.gateway.start(sock=sock)
         except BaseException:
             sock.close()
@@ -175,6 +183,9 @@ class Stack:
         if self.moto is not None:
             self.moto.stop()
             self.moto = None
+        if isinstance(sys.stdout, StdoutTap):
+            sys.stdout.flush()
+            sys.stdout = self.stdout
 
 
 async def _run(settings: Settings) -> int:
@@ -195,7 +206,7 @@ async def _run(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     await stack.start()
-    print(stack.banner(), flush=True)
+    print(stack.banner(), file=stack.stdout, flush=True)
     try:
         await stop.wait()
     finally:

@@ -60,6 +60,9 @@ class Settings:
     #: (chalicelib/aws.py, 32), or calls beyond it open connections urllib3 then
     #: discards; under one GIL, more threads would not run more Python anyway.
     max_workers: int = 32
+    #: ``make run``'s one-line summary, every this many seconds while anything is
+    #: connected (0: never).
+    summary_period: float = 60.0
     #: Key of the keyed hashes that stand in for connection ids in the log
     #: (``PRIVACY_KEY``, the app's variable); None: a random key per run.
     privacy_key: Optional[str] = attrs.field(default=None, repr=False)
@@ -95,5 +98,6 @@ class Settings:
         take("GATEWAY_SCHEDULE_PERIOD_SECONDS", "schedule_period", float)
         take("LOCAL_STATE_DIR", "state_dir", Path)
         take("PRIVACY_KEY", "privacy_key")
+        take("GATEWAY_SUMMARY_SECONDS", "summary_period", float)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

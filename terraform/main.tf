@@ -146,6 +146,10 @@ locals {
       dynamodb           = [{ actions = ["GetItem"], resources = [local.connections_arn] }]
       manage_connections = ["POST"]
     }
+    # GET /health reads a missing key of each table.
+    api_handler = {
+      dynamodb = [{ actions = ["GetItem"], resources = [local.sessions_arn, local.connections_arn, local.rate_limits_arn] }]
+    }
   }
 
   # Every function reads the same Config (chalicelib/config.py). Variables left
@@ -187,6 +191,7 @@ locals {
     RATE_LIMIT_SESSIONS_PER_HOUR     = tostring(var.rate_limit_sessions_per_hour)
     PRIVACY_KEY                      = local.privacy_key
     LOG_LEVEL                        = var.log_level
+    STAGE                            = var.stage
   })
 
   # Functions invoked asynchronously (Lambda queues the event): deliver_welcome
@@ -266,7 +271,24 @@ module "websocket_api" {
 }
 
 ################################################################################
-# Alarms
+# Health check: GET /health (Chalice's api_handler) behind its own HTTP API
+################################################################################
+
+module "health_api" {
+  source = "./modules/health_api"
+  count  = contains(keys(local.functions), "api_handler") ? 1 : 0
+
+  name = "${local.name_prefix}-health"
+  function = {
+    name       = module.functions.function_names["api_handler"]
+    invoke_arn = module.functions.function_invoke_arns["api_handler"]
+  }
+
+  tags = local.tags
+}
+
+################################################################################
+# Alarms (on real faults only) and the dashboard
 ################################################################################
 
 module "alarms" {
@@ -275,6 +297,7 @@ module "alarms" {
   name_prefix    = local.name_prefix
   alarm_email    = var.alarm_email
   period_seconds = var.alarm_period_seconds
+  stage          = var.stage
 
   function_names = module.functions.function_names
   api = {
@@ -288,8 +311,25 @@ module "alarms" {
     }
   }
   api_errors_threshold = var.api_errors_threshold
+  sweep_enabled        = var.schedules_enabled && contains(keys(local.functions), "sweep_shard")
+  sweep_shards         = var.sweep_shards
 
   tags = local.tags
+}
+
+module "dashboard" {
+  source = "./modules/dashboard"
+
+  name           = local.name_prefix
+  region         = var.aws_region
+  stage          = var.stage
+  sweep_shards   = var.sweep_shards
+  function_names = module.functions.function_names
+  api = {
+    id         = module.websocket_api.api_id
+    stage_name = module.websocket_api.stage_name
+  }
+  table_names = module.tables.table_names
 }
 
 ################################################################################

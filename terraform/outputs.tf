@@ -43,6 +43,21 @@ output "publish_function_arn" {
   value       = lookup(module.functions.function_arns, "publish", null)
 }
 
+output "health_url" {
+  description = "GET /health for uptime monitors (200 ok, 503 when a table does not answer); null without the route."
+  value       = one(module.health_api[*].health_url)
+}
+
+output "dashboard_url" {
+  description = "The stack's CloudWatch dashboard."
+  value       = module.dashboard.dashboard_url
+}
+
+output "alarm_names" {
+  description = "Every alarm's name; each one's description says what to look at first."
+  value       = module.alarms.alarm_names
+}
+
 output "sns_topic_arn" {
   description = "ARN of the alarm topic."
   value       = module.alarms.sns_topic_arn

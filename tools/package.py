@@ -95,12 +95,12 @@ def chalice_functions(project_dir: Path) -> dict[str, dict]:
     from chalice.cli.factory import CLIFactory
 
     app = CLIFactory(str(project_dir)).load_chalice_app()
-    if getattr(app, "routes", None):
-        raise PackagingError(
-            "the app declares REST routes (@app.route); terraform/ deploys only the "
-            "WebSocket API: add a REST API module before adding routes"
-        )
     functions: dict[str, dict] = {}
+    if getattr(app, "routes", None):
+        # Chalice serves every @app.route from one function, api_handler (handler
+        # app.app; logical id APIHandler in sam.json); terraform/modules/health_api
+        # puts it behind its own HTTP API.
+        functions["api_handler"] = {"handler": "app.app", "trigger": "http"}
 
     def add(name: str, handler: str, **trigger: object) -> None:
         if name in functions:
@@ -145,7 +145,8 @@ def build_manifest(
     from chalice import __version__ as chalice_version
     from chalice.utils import to_cfn_resource_name
 
-    by_logical_id = {to_cfn_resource_name(name): name for name in declared}
+    by_logical_id = {("APIHandler" if name == "api_handler" else to_cfn_resource_name(name)): name
+                     for name in declared}
     unknown = sorted(set(sam_functions) - set(by_logical_id))
     missing = sorted(set(by_logical_id) - set(sam_functions))
     if unknown or missing:

@@ -50,7 +50,9 @@ class JwksCache:
         cooldown: float,
         fetch: Callable[[str], dict] = fetch_json,
         clock: Callable[[], float] = time.monotonic,
+        on_failure: Optional[Callable[[], None]] = None,
     ) -> None:
+        self._on_failure = on_failure
         self._url = url
         self._cooldown = cooldown
         self._fetch = fetch
@@ -80,6 +82,8 @@ class JwksCache:
             key_set = jwt.PyJWKSet.from_dict(document)
         except Exception as exc:  # network, JSON or key errors: refuse, don't crash
             self._next_fetch_at = now + min(self._cooldown, _RETRY_AFTER_FAILURE_SECONDS)
+            if self._on_failure is not None:
+                self._on_failure()
             raise KeysUnavailable(f"signing keys unavailable ({type(exc).__name__})") from None
         self._next_fetch_at = now + self._cooldown
         self._keys = {
@@ -110,13 +114,15 @@ class TokenVerifier:
         self._jwks = jwks
 
     @classmethod
-    def from_config(cls, config) -> "TokenVerifier":
+    def from_config(cls, config, on_keys_unavailable=None) -> "TokenVerifier":
+        """``on_keys_unavailable`` is told of each failed fetch of the signing keys."""
         return cls(
             issuer=config.token_issuer,
             audience=config.token_audience,
             token_use=config.token_use,
             jwks=JwksCache(
-                config.effective_jwks_url, config.jwks_refetch_cooldown_seconds
+                config.effective_jwks_url, config.jwks_refetch_cooldown_seconds,
+                on_failure=on_keys_unavailable,
             ),
         )
 

@@ -86,3 +86,9 @@ mock_resource "aws_cognito_user_pool_client" {
     id = "1example23456789abcdefghij"
   }
 }
+
+mock_resource "aws_cloudwatch_dashboard" {
+  defaults = {
+    dashboard_arn = "arn:aws:cloudwatch::123456789012:dashboard/mock"
+  }
+}

@@ -63,7 +63,7 @@ run "every_contract_variable_reaches_the_functions" {
       "TOKEN_USE", "JWKS_URL", "JWKS_REFETCH_COOLDOWN_SECONDS", "MANAGEMENT_API_URL",
       "WELCOME_FUNCTION_NAME", "WELCOME_DELIVERY_TIMEOUT_SECONDS", "AUDIO_SINK", "AUDIO_STREAM_NAME",
       "PUBLISH_CONCURRENCY", "RATE_LIMIT_CONNECTS_PER_MINUTE", "RATE_LIMIT_SESSIONS_PER_HOUR", "LOG_LEVEL",
-      "PRIVACY_KEY", "SWEEP_FUNCTION_NAME", "SWEEP_SHARDS", "SWEEP_CONCURRENCY",
+      "PRIVACY_KEY", "SWEEP_FUNCTION_NAME", "SWEEP_SHARDS", "SWEEP_CONCURRENCY", "STAGE",
     ])
     error_message = "The functions' environment must hold exactly the contract's variables."
   }
@@ -140,9 +140,9 @@ run "iam_is_least_privilege" {
   assert {
     condition = alltrue([
       for name, statements in module.functions.policy_statements :
-      contains(["authorizer", "sweep"], name) == (length([for s in statements : s if s.Sid == "ManageConnections"]) == 0)
+      contains(["authorizer", "sweep", "api_handler"], name) == (length([for s in statements : s if s.Sid == "ManageConnections"]) == 0)
     ])
-    error_message = "Every function but the authorizer and the sweep's coordinator may manage connections; those two may not."
+    error_message = "Every function but the authorizer, the sweep's coordinator and the health check may manage connections; those may not."
   }
 
   assert {
@@ -160,7 +160,7 @@ run "iam_is_least_privilege" {
     condition = jsonencode({
       for name, statements in module.functions.policy_statements : name => sort(flatten([
         for statement in statements : [for resource in statement.Resource : regex("/(POST|GET|DELETE)/", resource)[0]] if statement.Sid == "ManageConnections"
-      ])) if !contains(["authorizer", "sweep"], name)
+      ])) if !contains(["authorizer", "sweep", "api_handler"], name)
       }) == jsonencode({
       deliver_welcome      = ["POST"]
       publish              = ["POST"]
@@ -236,8 +236,8 @@ run "alarms_notify_the_topic" {
   command = plan
 
   assert {
-    condition     = length(module.alarms.alarm_actions) == length(jsondecode(file(var.manifest_path)).functions) * 2 + 2 + 3 * 3
-    error_message = "Expected Errors and Throttles per function, 2 API alarms, and read/write throttles plus system errors per table."
+    condition     = length(module.alarms.alarm_actions) == length(jsondecode(file(var.manifest_path)).functions) * 2 + 1 + 1 + 2 + 2 + 3 * 3
+    error_message = "Expected faults and throttles per function, the JWKS and API execution alarms, the welcome and fan-out ratios, the sweep's two, and read/write throttles plus system errors per table."
   }
 
   assert {
@@ -405,5 +405,47 @@ run "roles_get_the_permissions_boundary" {
   assert {
     condition     = alltrue([for arn in values(module.functions.role_permissions_boundaries) : arn == "arn:aws:iam::123456789012:policy/broadcast-permissions-boundary"]) && aws_iam_role.api_gateway_cloudwatch[0].permissions_boundary == "arn:aws:iam::123456789012:policy/broadcast-permissions-boundary"
     error_message = "Every role the stack creates carries the permissions boundary."
+  }
+}
+
+run "observability" {
+  command = plan
+
+  assert {
+    condition     = alltrue([for name, format in module.functions.log_formats : format == "JSON"])
+    error_message = "Every function logs in Lambda's JSON format."
+  }
+
+  assert {
+    condition     = local.environment.STAGE == "dev" && module.alarms.alarm_metrics["broadcast-dev-sweep-not-running"][0].dimensions == tomap({ Stage = "dev" })
+    error_message = "The functions' STAGE is the Stage dimension the alarms watch."
+  }
+
+  assert {
+    condition     = output.health_url == "wss://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/health" && length(module.health_api) == 1
+    error_message = "The manifest's api_handler is served by the health API (the mock's endpoint)."
+  }
+
+  assert {
+    condition     = output.dashboard_url == "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/broadcast-dev"
+    error_message = "dashboard_url opens the stack's dashboard in the console."
+  }
+
+  assert {
+    condition     = length([for name in module.alarms.alarm_names : name if strcontains(name, "integration")]) == 0
+    error_message = "No alarm watches IntegrationError, which counts every routine $connect refusal."
+  }
+}
+
+run "no_sweep_alarms_without_the_schedule" {
+  command = plan
+
+  variables {
+    schedules_enabled = false
+  }
+
+  assert {
+    condition     = length([for name in module.alarms.alarm_names : name if strcontains(name, "sweep-not")]) == 0
+    error_message = "A disabled schedule would leave the sweep alarms (missing data breaching) firing for ever."
   }
 }

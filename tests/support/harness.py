@@ -87,7 +87,8 @@ class Clock:
 
 class HarnessRuntime(Runtime):
     def __init__(self, config, gateway: "Gateway") -> None:
-        super().__init__(config, clock=Clock())
+        # Metrics are kept as the EMF objects the functions would print.
+        super().__init__(config, clock=Clock(), emit_metrics=gateway.emf.append)
         self.gateway = gateway
         self.fail_dispatch = False
 
@@ -109,16 +110,24 @@ class HarnessRuntime(Runtime):
 
 
 class Context:
-    function_name = "test"
     aws_request_id = "req"
+
+    def __init__(self, function: str = "test") -> None:
+        # Deployed as <app>-<stage>-<Chalice name>, as Terraform names them.
+        self.function_name = f"broadcast-dev-{function}"
 
     def get_remaining_time_in_millis(self):
         return 30000
 
 
+# app.py's handler attribute -> the Chalice name of its Lambda function.
+FUNCTION_NAMES = {"on_ws_connect": "websocket_connect", "on_ws_message": "websocket_message",
+                  "on_ws_disconnect": "websocket_disconnect"}
+
 class Gateway:
     def __init__(self, app_module, config) -> None:
         self.app = app_module
+        self.emf: List[dict] = []  # every EMF object the functions emitted
         self.runtime = HarnessRuntime(config, self)
         app_module.runtime = self.runtime
         self.open: set = set()
@@ -136,9 +145,22 @@ class Gateway:
         self.record_lambda_errors = False
         self.lambda_errors: List[str] = []
 
+    def function_name(self, handler) -> str:
+        for attribute, value in vars(self.app).items():
+            if value is handler:
+                return FUNCTION_NAMES.get(attribute, attribute)
+        return "test"
+
+    def metric(self, name: str, **dimensions) -> float:
+        """The sum of every value of metric ``name`` (with these dimensions) emitted so far."""
+        from chalicelib.observability.metrics import metric_values
+
+        return sum(value for document in self.emf for metric, dims, value in metric_values(document)
+                   if metric == name and all(dims.get(k) == v for k, v in dimensions.items()))
+
     def invoke(self, handler, event):
         try:
-            return handler(event, Context())
+            return handler(event, Context(self.function_name(handler)))
         except Exception as exc:
             if not self.record_lambda_errors:
                 raise
@@ -256,6 +278,16 @@ class Gateway:
                 if key != "shard":
                     total[key] = total.get(key, 0) + value
         return total
+
+    def http(self, method: str, path: str):
+        """A request to the app's REST routes, as the health API delivers it (payload
+        format 1.0, the function api_handler); returns (status, parsed body)."""
+        from local_stack.http_api import proxy_event, response_parts
+
+        event = proxy_event(method=method, path=path, resource=path, query=(), headers=(),
+                            body=b"", source_ip="127.0.0.1", api_id=API_ID, account_id="123456789012")
+        status, _, body = response_parts(self.app.app(event, Context("api_handler")))
+        return status, json.loads(body) if body else None
 
     def vanish(self, connection_id: str) -> None:
         """The socket is gone but API Gateway's $disconnect never arrives."""

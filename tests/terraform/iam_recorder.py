@@ -119,6 +119,8 @@ def _install() -> None:
         handlers[source.handler_string.rsplit(".", 1)[1]] = source.name
     for attribute, name in handlers.items():
         setattr(app_module, attribute, _with_function(name, getattr(app_module, attribute)))
+    if chalice_app.routes:  # every @app.route is served by api_handler, the app object itself
+        type(chalice_app).__call__ = _with_function("api_handler", type(chalice_app).__call__)
 
     original_init = botocore.session.Session.__init__
 

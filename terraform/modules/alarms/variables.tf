@@ -30,8 +30,24 @@ variable "function_names" {
   type        = map(string)
 }
 
+variable "stage" {
+  description = "The Stage dimension of the app's own metrics (the STAGE its functions are given)."
+  type        = string
+
+  validation {
+    condition     = length(var.stage) > 0
+    error_message = "stage must not be empty."
+  }
+}
+
+variable "metrics_namespace" {
+  description = "Namespace of the app's own metrics (chalicelib/observability/metrics.py NAMESPACE)."
+  type        = string
+  default     = "Broadcast"
+}
+
 variable "api" {
-  description = "The WebSocket API stage to watch (IntegrationError and ExecutionError by ApiId and Stage)."
+  description = "The WebSocket API stage to watch (ExecutionError by ApiId and Stage)."
   type = object({
     id         = string
     stage_name = string
@@ -80,7 +96,7 @@ variable "evaluation_periods" {
 }
 
 variable "lambda_errors_threshold" {
-  description = "Lambda Errors per period at which a function's alarm fires."
+  description = "Faults per period (AWS/Lambda Errors plus the app's Faults) at which a function's alarm fires."
   type        = number
   default     = 1
 
@@ -102,7 +118,7 @@ variable "lambda_throttles_threshold" {
 }
 
 variable "api_errors_threshold" {
-  description = "IntegrationError / ExecutionError count per period at which the API alarms fire."
+  description = "ExecutionError count per period at which the API alarm fires."
   type        = number
   default     = 5
 
@@ -131,6 +147,84 @@ variable "dynamodb_system_errors_threshold" {
   validation {
     condition     = var.dynamodb_system_errors_threshold > 0
     error_message = "dynamodb_system_errors_threshold must be positive."
+  }
+}
+
+variable "jwks_failures_threshold" {
+  description = "Failed fetches of the signing keys per period at which the JWKS alarm fires (one blip retries 5 s later)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.jwks_failures_threshold > 0
+    error_message = "jwks_failures_threshold must be positive."
+  }
+}
+
+variable "welcome_failure_percent" {
+  description = "Percentage of first messages not delivered (to connections still there) above which the alarm fires."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.welcome_failure_percent > 0 && var.welcome_failure_percent < 100
+    error_message = "welcome_failure_percent must be between 0 and 100."
+  }
+}
+
+variable "welcome_minimum_attempts" {
+  description = "First messages per period below which the welcome ratio is not judged (a few connects are no statistic)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.welcome_minimum_attempts >= 1
+    error_message = "welcome_minimum_attempts must be at least 1."
+  }
+}
+
+variable "fanout_failure_percent" {
+  description = "Percentage of fan-out posts that failed (not gone) above which the alarm fires."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.fanout_failure_percent > 0 && var.fanout_failure_percent < 100
+    error_message = "fanout_failure_percent must be between 0 and 100."
+  }
+}
+
+variable "fanout_minimum_posts" {
+  description = "Fan-out posts per period below which the fan-out ratio is not judged."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.fanout_minimum_posts >= 1
+    error_message = "fanout_minimum_posts must be at least 1."
+  }
+}
+
+variable "sweep_enabled" {
+  description = "Whether the sweep is scheduled: its alarms (not running, not finishing) exist only then, since missing runs breach."
+  type        = bool
+  default     = true
+}
+
+variable "sweep_shards" {
+  description = "SWEEP_SHARDS: sweep_shard runs expected per minute (for the alarm's description)."
+  type        = number
+  default     = 16
+}
+
+variable "sweep_unfinished_periods" {
+  description = "Periods in a row with an unfinished sweep run before the alarm fires."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.sweep_unfinished_periods >= 1
+    error_message = "sweep_unfinished_periods must be at least 1."
   }
 }
 

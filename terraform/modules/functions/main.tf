@@ -128,6 +128,12 @@ resource "aws_lambda_function" "this" {
     variables = merge(each.value.environment, var.environment)
   }
 
+  # Lambda's own lines (START, REPORT, uncaught errors) as JSON, like the app's.
+  logging_config {
+    log_format = var.log_format
+    log_group  = aws_cloudwatch_log_group.this[each.key].name
+  }
+
   tags = var.tags
 
   depends_on = [aws_cloudwatch_log_group.this]

@@ -28,6 +28,11 @@ output "policy_statements" {
   value       = local.policy_statements
 }
 
+output "log_formats" {
+  description = "Lambda log format of each function, by Chalice name."
+  value       = { for name, fn in aws_lambda_function.this : name => fn.logging_config[0].log_format }
+}
+
 output "log_group_names" {
   description = "Log group name, by Chalice function name."
   value       = { for name, group in aws_cloudwatch_log_group.this : name => group.name }

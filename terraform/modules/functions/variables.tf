@@ -157,6 +157,17 @@ variable "log_retention_days" {
   }
 }
 
+variable "log_format" {
+  description = "Lambda's log format (logging_config): JSON makes the runtime's own lines (START, REPORT, uncaught errors) JSON objects like the app's; Text keeps them plain."
+  type        = string
+  default     = "JSON"
+
+  validation {
+    condition     = contains(["JSON", "Text"], var.log_format)
+    error_message = "log_format must be JSON or Text."
+  }
+}
+
 variable "log_kms_key_arn" {
   description = "KMS key ARN to encrypt the log groups with. null uses CloudWatch Logs' default encryption."
   type        = string

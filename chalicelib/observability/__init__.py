@@ -1,0 +1,2 @@
+"""Metrics (CloudWatch Embedded Metric Format) and structured JSON logs, per
+invocation; see docs/observability.md."""
