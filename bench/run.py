@@ -61,6 +61,23 @@ def bench_cold_import() -> None:
     record("cold import of app.py (median of 5)", statistics.median(samples), "ms")
 
 
+def bench_metrics_library() -> None:
+    """Our EMF emitter and JSON logs against Powertools' Metrics and Logger (issue 11)."""
+    from bench import metrics_library
+
+    try:
+        numbers = metrics_library.measure()
+    except subprocess.CalledProcessError as exc:  # no PyPI: say so, measure the rest
+        print(f"  (Powertools could not be downloaded, not compared: {exc})")
+        return
+    record("metrics+logs cold import: chalicelib.observability", numbers["ours_import_ms"], "ms")
+    record("metrics+logs cold import: Powertools", numbers["powertools_import_ms"], "ms")
+    record("zip bytes: chalicelib.observability", numbers["ours_zip_bytes"], "bytes")
+    record("zip bytes: Powertools (whole package)", numbers["powertools_zip_bytes"], "bytes")
+    record("zip bytes: Powertools (metrics+logging only)",
+           numbers["powertools_metrics_logging_zip_bytes"], "bytes")
+
+
 def bench_cold_starts() -> None:
     """Each function from a fresh process, no .pyc, first request served (bench/cold_start.py)."""
     from bench import cold_start
@@ -333,6 +350,7 @@ def main() -> None:
     args = parser.parse_args()
     print("benchmarks (lower is better)")
     bench_cold_import()
+    bench_metrics_library()
     bench_cold_starts()
     bench_pure()
     bench_fanout()
