@@ -204,6 +204,22 @@ def bench_local_stack(joins: int) -> None:
             p50, p95 = percentiles(relay)
             record(f"local stack: audio chunk to all {joins} listeners p50", p50, "ms")
             record(f"local stack: audio chunk to all {joins} listeners p95", p95, "ms")
+
+            # What a listener page shows within 1 s (issue 14): the speaker's control
+            # reaching every listener, pause and resume alternately.
+            control = []
+            for n in range(20):
+                action, shown = (("pauseBroadcast", "broadcastPaused") if n % 2 == 0
+                                 else ("resumeBroadcast", "broadcastResumed"))
+                start = time.perf_counter()
+                speaker.send(json.dumps({"action": action}))
+                for ws in listeners:
+                    while json.loads(ws.recv(timeout=10))["type"] != shown:
+                        pass
+                control.append((time.perf_counter() - start) * 1000)
+            p50, p95 = percentiles(control)
+            record(f"local stack: pause/resume to all {joins} listeners p50", p50, "ms")
+            record(f"local stack: pause/resume to all {joins} listeners p95", p95, "ms")
             sockets.close()
         finally:
             stack.stop()

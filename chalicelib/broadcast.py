@@ -37,6 +37,14 @@ CONTROLS = {
 }
 
 
+def _may_send_audio(connection: Connection, session, now: float) -> bool:
+    """The session's speaker, or the one it replaced within the handover window."""
+    return connection.connection_id == session.speaker_connection_id or (
+        connection.connection_id == session.previous_speaker_connection_id
+        and now * 1000 - (session.speaker_replaced_at or 0) < AUDIO_HANDOVER_SECONDS * 1000
+    )
+
+
 def _require_speaker(connection: Connection, what: str) -> None:
     if not connection.is_speaker:
         raise errors.Forbidden(f"only the speaker {what}")
@@ -155,11 +163,15 @@ class BroadcastActions:
             connection.session_id, now,
             lambda: self._store.active_session(connection.session_id, consistent=False),
         )
-        if connection.connection_id != session.speaker_connection_id and not (
-            connection.connection_id == session.previous_speaker_connection_id
-            and now * 1000 - (session.speaker_replaced_at or 0) < AUDIO_HANDOVER_SECONDS * 1000
-        ):
-            raise errors.ConnectionReplaced()
+        if not _may_send_audio(connection, session, now):
+            # A refreshed speaker's first chunks meet a session read before the
+            # handover (cached, or eventually consistent): read it again, strongly,
+            # before calling the sender replaced; a chunk refused here is lost audio.
+            session = self._sessions.keep(
+                connection.session_id,
+                self._store.active_session(connection.session_id, consistent=True), now)
+            if not _may_send_audio(connection, session, now):
+                raise errors.ConnectionReplaced()
         state = session.broadcast_state
         if state.is_paused or state.is_muted:
             return  # a paused or muted broadcast is silent: nothing leaves the server

@@ -173,6 +173,22 @@ class TestReplacedSpeaker:
         assert gateway.last(old)["code"] == "CONNECTION_REPLACED"
         assert gateway.last(listener)["speakerSequenceNumber"] == 7
 
+    def test_the_new_connections_first_audio_is_relayed_though_the_session_was_cached(
+            self, gateway, speaker, issuer):
+        """The old socket's audio leaves the session (old speaker) in the container's
+        cache; the refreshed socket's chunk a moment later is still relayed, not
+        refused as replaced (the browser test saw chunks lost at each speaker refresh)."""
+        old, session_id = speaker
+        _, _, listener = join(gateway, session_id)
+        gateway.send(old, {"action": "sendAudio", "audioData": "AAAA", "sequenceNumber": 1})
+        assert gateway.last(listener)["speakerSequenceNumber"] == 1
+        status, _, new = gateway.connect({"action": "refreshConnection", "sessionId": session_id,
+                                          "role": "speaker", "token": issuer.token("alice")})
+        assert status == 200
+        gateway.send(new, {"action": "sendAudio", "audioData": "AAAA", "sequenceNumber": 2})
+        assert [m for m in gateway.inbox[new] if m.get("type") == "error"] == []
+        assert gateway.last(listener)["speakerSequenceNumber"] == 2
+
     @pytest.mark.parametrize("message", [
         {"action": "pauseBroadcast"},
         {"action": "setVolume", "volumeLevel": 0.1},
