@@ -143,8 +143,9 @@ locals {
       manage_connections = ["POST"]
     }
     deliver_welcome = {
-      dynamodb           = [{ actions = ["GetItem"], resources = [local.connections_arn] }]
-      manage_connections = ["POST"]
+      dynamodb = [{ actions = ["GetItem"], resources = [local.connections_arn] }]
+      # DELETE: a refusal delivered in band (refusal=message) is followed by the close.
+      manage_connections = ["POST", "DELETE"]
     }
     # GET /health reads a missing key of each table.
     api_handler = {
