@@ -1,7 +1,7 @@
 """``python -m broadcast_client``: the reference client, for people.
 
     python -m broadcast_client speak [--token JWT | --token-command CMD] [--source-language en]
-    python -m broadcast_client listen SESSION_ID LANGUAGE [--audio-out FILE]
+    python -m broadcast_client listen SESSION_ID LANGUAGE [--audio-out FILE [--audio-hold SECONDS]]
 
 The URL defaults to the local stack (``ws://127.0.0.1:8000/dev``; ``--url`` or
 ``BROADCAST_URL``), the speaker's token comes from ``--token`` or
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import signal
 import sys
@@ -32,6 +33,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from .actions import Close, Exit, FetchToken, Open, Print, ReadAudio, Send, WriteAudio
 from .commands import LISTENER_HELP, SPEAKER_HELP
 from .display import redact
+from .ordering import AUDIO_HOLD
 from .protocol import ClientProtocol, Role
 
 DEFAULT_URL = "ws://127.0.0.1:8000/dev"
@@ -238,6 +240,17 @@ class Runner:
             await self.events.put(("closed", key, code))
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, zero or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more: {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m broadcast_client", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -272,6 +285,12 @@ def _parser() -> argparse.ArgumentParser:
     listen.add_argument("--max-reconnects", type=int, default=8)
     listen.add_argument("--audio-out", metavar="FILE",
                         help="write the audio received (decoded, in the speaker's chunk order) to FILE")
+    listen.add_argument("--audio-hold", metavar="SECONDS", type=_seconds, default=AUDIO_HOLD,
+                        help=f"how long received audio waits for an earlier chunk that is missing "
+                             f"(concurrent sendAudio calls can deliver chunks out of order) before "
+                             f"skipping it; a skipped chunk is not written if it comes later "
+                             f"(default {AUDIO_HOLD:g}, as the browser player). A recording favours "
+                             f"completeness over latency: give it a few seconds, e.g. 5")
     return parser
 
 
@@ -293,7 +312,8 @@ def build_protocol(args, output: str = "json") -> ClientProtocol:
                           target_language=args.language,
                           heartbeat_interval=args.heartbeat_interval,
                           max_reconnects=args.max_reconnects, output=output,
-                          audio_out=bool(getattr(args, "audio_out", None)))
+                          audio_out=bool(getattr(args, "audio_out", None)),
+                          audio_hold=args.audio_hold)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

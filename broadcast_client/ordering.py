@@ -12,7 +12,7 @@ This module is where the client applies docs/protocol.md's rules about order
   rules of the welcomes (join, refresh, reconnect) and of ``languageChanged``.
 - :class:`AudioOrder`: received audio chunks in the speaker's order
   (``speakerSequenceNumber``), holding a chunk at most :data:`AUDIO_HOLD` for a
-  missing earlier one.
+  missing earlier one; the first chunk too, since an earlier one may overtake it.
 
 Pure: no sockets, no clock. Callers pass ``now`` (any unit, the same throughout:
 the client uses epoch seconds) and call ``expire(now)`` at ``deadline()``.
@@ -251,11 +251,14 @@ class AudioOrder:
     """Received audio chunks in the speaker's order, as the browser's player does.
 
     Concurrent ``sendAudio`` invocations can publish chunks in another order than
-    spoken (docs/protocol.md, "Ordering and duplicates", last paragraph). The first
-    chunk numbered is written at once and sets the order; a chunk after a missing
-    one waits at most :attr:`hold` seconds (or until :attr:`window` chunks wait),
-    then the missing one is skipped, and not written if it turns up later. Chunks
-    without a number are written as they come.
+    spoken (docs/protocol.md, "Ordering and duplicates", last paragraph), the first
+    ones included. So the first numbered chunk is not written at once: like a jitter
+    buffer starting up, it waits :attr:`hold` seconds for earlier ones, and writing
+    starts from the lowest number seen by then (a chunk below it that comes later
+    is not written). From then on a chunk after a missing one waits at most
+    :attr:`hold` seconds (or until :attr:`window` chunks wait), then the missing one
+    is skipped, and not written if it turns up later. Chunks without a number are
+    written as they come.
     """
 
     hold: float = AUDIO_HOLD
@@ -269,8 +272,8 @@ class AudioOrder:
         """One chunk arrived: what to write now (and notes)."""
         if number is None:
             return [WriteAudio(data)]
-        if self._order.next is None:
-            self._order.reset(number - 1, now)
+        # No baseline: the buffer holds the first chunks for ``hold``, then starts at
+        # the lowest number seen (ReorderBuffer's rule when a welcome was lost).
         result = self._order.push(number, data, now)
         if result.duplicate or result.late:
             return [Print(f"! speaker's audio chunk {number} came too late or twice; not written")]

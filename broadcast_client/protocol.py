@@ -79,7 +79,9 @@ class ClientProtocol:
     output: str = attrs.field(default="json", validator=attrs.validators.in_(("json", "text")))
     audio_out: bool = False  # listener: emit WriteAudio for received audio
     chunk_bytes: int = AUDIO_CHUNK_BYTES  # speaker: raw bytes per sendAudio chunk
-    audio_hold: float = AUDIO_HOLD  # listener: how long audio waits for a missing chunk
+    #: listener: how long audio waits for a missing chunk, the first one for earlier ones
+    #: (``listen --audio-hold``)
+    audio_hold: float = AUDIO_HOLD
     answer_timeout: float = 5.0  # how long a command waits for the previous one's answer
     #: speaker: get a fresh token (FetchToken) before every refresh and reconnect,
     #: and before the first socket when no token was given (``--token-command``)

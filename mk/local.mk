@@ -31,7 +31,8 @@ speak: $(STAMP) ## Create a session (TOKEN=..., else fresh tokens for USER; SOUR
 	@$(if $(TOKEN),BROADCAST_TOKEN="$(TOKEN)" exec $(PY) -m broadcast_client --url $(WS_URL) speak,BROADCAST_TOKEN= exec $(PY) -m broadcast_client --url $(WS_URL) speak --token-command '$(PY) -m local_stack token $(TOKEN_USER)') $(if $(SOURCE),--source-language $(SOURCE))
 
 # `listen` prints controls, status and audio chunks; it reads status, language CODE,
-# leave; `$(PY) -m broadcast_client listen ID LANG --audio-out FILE` saves the audio.
+# leave; `$(PY) -m broadcast_client listen ID LANG --audio-out FILE --audio-hold 5` saves
+# the audio (--audio-hold: seconds a chunk waits for an earlier one; default 0.3).
 listen: $(STAMP) ## Join SESSION=<id> in LANG=<language> and print what arrives (PORT= or WS_URL= to reach the stack)
 	@test -n "$(SESSION)" -a -n "$(LISTEN_LANG)" || { echo "usage: make listen SESSION=<session id> LANG=<language code, e.g. es>" >&2; exit 2; }
 	@exec $(PY) -m broadcast_client --url $(WS_URL) listen $(SESSION) $(LISTEN_LANG)

@@ -774,7 +774,9 @@ class TestSpeakAndListen:
             speaker = Cli(stack, "speak", BROADCAST_TOKEN=stack.token(speaker_name()))
             started.append(speaker)
             session_id = speaker.expect(r"^session id: ").split(": ", 1)[1]
-            listener = Cli(stack, "listen", session_id, "es", "--audio-out", str(heard))
+            # The bytes are compared exactly: a recording's hold, not the player's 300 ms,
+            # which a loaded machine can exceed between two concurrent sendAudio calls.
+            listener = Cli(stack, "listen", session_id, "es", "--audio-out", str(heard), "--audio-hold", "5")
             started.append(listener)
             listener.expect(rf"^< sessionJoined: {session_id} in es .*playing, volume 1.0")
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from broadcast_client.cli import _parser, run_token_command
+from broadcast_client.cli import _parser, build_protocol, run_token_command
+from broadcast_client.ordering import AUDIO_HOLD
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,6 +59,44 @@ class TestTokenCommand:
     def test_a_hanging_command_times_out(self):
         with pytest.raises(RuntimeError, match="no token after"):
             asyncio.run(run_token_command("sleep 30", timeout=0.5))
+
+
+class TestAudioHold:
+    def test_default_is_the_browser_players_hold(self):
+        args = _parser().parse_args(["listen", "faithful-shepherd-427", "es", "--audio-out", "x.pcm"])
+        assert args.audio_hold == AUDIO_HOLD == 0.3
+        assert build_protocol(args).audio_hold == AUDIO_HOLD
+
+    def test_the_option_sets_how_long_audio_waits_for_an_earlier_chunk(self):
+        """--audio-hold 5 reaches the protocol: the first chunk written waits 5 s for
+        earlier ones (a recording favours completeness over latency)."""
+        args = _parser().parse_args(["listen", "faithful-shepherd-427", "es", "--audio-out", "x.pcm",
+                                     "--audio-hold", "5"])
+        assert args.audio_hold == 5.0
+        protocol = build_protocol(args)
+        assert protocol.audio_hold == 5.0
+        [action] = protocol.start()
+        key = action.key
+        protocol.opened(key, 100.0)
+        protocol.received(key, '{"type": "sessionJoined", "sessionId": "faithful-shepherd-427", '
+                               '"targetLanguage": "es", "sequenceNumber": 0}', 100.0)
+        protocol.received(key, '{"type": "audio", "sequenceNumber": 1, "targetLanguage": "es", '
+                               '"speakerSequenceNumber": 2, "audioData": "AQA="}', 100.0)
+        assert protocol.next_wakeup() == pytest.approx(105.0)  # before the heartbeat (130)
+
+    @pytest.mark.parametrize("value", ["-1", "nan", "inf", "soon"])
+    def test_a_bad_value_is_refused_with_a_clear_error(self, value, capsys):
+        with pytest.raises(SystemExit) as exc:
+            _parser().parse_args(["listen", "faithful-shepherd-427", "es", "--audio-hold", value])
+        assert exc.value.code == 2
+        assert "argument --audio-hold:" in capsys.readouterr().err
+
+    def test_help_documents_it(self, capsys):
+        with pytest.raises(SystemExit):
+            _parser().parse_args(["listen", "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--audio-hold SECONDS" in text and "(default 0.3" in text
+        assert "completeness over latency" in text
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

@@ -1,7 +1,9 @@
 """The reference client's ordering rule (docs/protocol.md, "Ordering and duplicates"),
 pure: the reorder buffer, the per-language baselines, the speaker's audio order, and
-one table of scenarios that the browser client's ``sequence.js`` must pass too."""
+tables of scenarios that the browser client's ``sequence.js`` and ``player.js`` must
+pass too."""
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 from broadcast_client.actions import Print, WriteAudio
 from broadcast_client.ordering import (
     AUDIO_HOLD,
+    AUDIO_WINDOW,
     GAP_TIMEOUT,
     WINDOW,
     AudioOrder,
@@ -20,6 +23,7 @@ from broadcast_client.ordering import (
 )
 
 SEQUENCE_JS = Path(__file__).resolve().parents[2] / "web" / "assets" / "js" / "lib" / "sequence.js"
+PLAYER_JS = SEQUENCE_JS.with_name("player.js")
 
 
 def numbers(result):
@@ -185,16 +189,57 @@ class TestBroadcastSequences:
         assert sequences.arrived("de", 16, 16, 0.8).duplicate
 
 
+def written(actions):
+    return [a.data for a in actions if isinstance(a, WriteAudio)]
+
+
+def notes(actions):
+    return [a.text for a in actions if isinstance(a, Print)]
+
+
 class TestAudioOrder:
     def test_chunks_are_written_in_the_speakers_order(self):
-        """The first chunk is written at once; a later one waits for its predecessor and
-        both are written in order when it comes."""
+        """The first chunk waits the hold for earlier ones, then is written; a later one
+        waits for its predecessor and both are written in order when it comes."""
         audio = AudioOrder()
-        assert audio.push(1, b"a", 0.0) == [WriteAudio(b"a")]
-        assert audio.push(3, b"c", 0.1) == []
-        assert audio.deadline() == pytest.approx(0.1 + AUDIO_HOLD)
-        assert audio.push(2, b"b", 0.2) == [WriteAudio(b"b"), WriteAudio(b"c")]
+        assert audio.push(1, b"a", 0.0) == []
+        assert audio.deadline() == pytest.approx(AUDIO_HOLD)
+        assert audio.expire(AUDIO_HOLD) == [WriteAudio(b"a")]
+        assert audio.push(3, b"c", 0.4) == []
+        assert audio.deadline() == pytest.approx(0.4 + AUDIO_HOLD)
+        assert audio.push(2, b"b", 0.5) == [WriteAudio(b"b"), WriteAudio(b"c")]
         assert audio.deadline() is None
+
+    def test_chunk_2_then_1_within_the_hold_are_written_1_then_2(self):
+        """Concurrent sendAudio invocations can deliver the speaker's chunk 2 before
+        chunk 1: the first chunk does not fix the order, both are written 1, 2."""
+        audio = AudioOrder()
+        assert audio.push(2, b"b", 0.0) == []
+        assert audio.push(1, b"a", 0.2) == []
+        assert audio.deadline() == pytest.approx(AUDIO_HOLD)  # from the first arrival
+        assert audio.expire(0.29) == []
+        assert audio.expire(0.3) == [WriteAudio(b"a"), WriteAudio(b"b")]
+        assert audio.push(3, b"c", 0.4) == [WriteAudio(b"c")]
+
+    def test_chunk_1_after_the_hold_is_dropped_with_a_note(self):
+        """Once the hold is over, writing starts at the lowest chunk seen (2); chunk 1
+        coming later is not written (it would repeat the past), and the user is told."""
+        audio = AudioOrder()
+        assert audio.push(2, b"b", 0.0) == []
+        assert audio.expire(0.3) == [WriteAudio(b"b")]
+        late = audio.push(1, b"a", 0.4)
+        assert written(late) == []
+        assert notes(late) == ["! speaker's audio chunk 1 came too late or twice; not written"]
+        assert audio.push(3, b"c", 0.5) == [WriteAudio(b"c")]
+
+    def test_a_longer_hold_waits_longer_for_the_first_chunks(self):
+        """--audio-hold 5 (a recording): chunk 1 five seconds late still comes first."""
+        audio = AudioOrder(hold=5.0)
+        audio.push(2, b"b", 0.0)
+        assert audio.deadline() == pytest.approx(5.0)
+        assert audio.expire(4.9) == []
+        assert audio.push(1, b"a", 4.9) == []
+        assert audio.expire(5.0) == [WriteAudio(b"a"), WriteAudio(b"b")]
 
     def test_a_missing_chunk_is_skipped_after_the_hold_and_not_written_late(self):
         """After 300 ms the missing chunk is skipped (and said so); if it comes later it
@@ -202,11 +247,12 @@ class TestAudioOrder:
         assert AUDIO_HOLD == 0.3
         audio = AudioOrder()
         audio.push(1, b"a", 0.0)
+        assert audio.expire(0.3) == [WriteAudio(b"a")]
         audio.push(3, b"c", 1.0)
         assert audio.expire(1.29) == []
-        skipped, written = audio.expire(1.3)
+        skipped, written_c = audio.expire(1.3)
         assert isinstance(skipped, Print) and "2..2 skipped" in skipped.text
-        assert written == WriteAudio(b"c")
+        assert written_c == WriteAudio(b"c")
         [late] = audio.push(2, b"b", 1.4)
         assert isinstance(late, Print) and "too late" in late.text
 
@@ -215,12 +261,14 @@ class TestAudioOrder:
         assert AudioOrder().push(None, b"x", 0.0) == [WriteAudio(b"x")]
 
     def test_flush_writes_everything_in_order(self):
-        """flush (on exit) writes what still waits, lowest number first."""
+        """flush (on exit) writes what still waits, lowest number first, the holes noted."""
         audio = AudioOrder(hold=10)
-        audio.push(3, b"c", 0.0)
         audio.push(5, b"e", 0.0)
+        audio.push(3, b"c", 0.0)
         audio.push(6, b"f", 0.0)
-        assert [a for a in audio.flush() if isinstance(a, WriteAudio)] == [WriteAudio(b"e"), WriteAudio(b"f")]
+        flushed = audio.flush()
+        assert written(flushed) == [b"c", b"e", b"f"]
+        assert notes(flushed) == ["! speaker's audio chunk(s) 4..4 skipped: not arrived before the end"]
 
 
 # -- one table, two clients ----------------------------------------------------------
@@ -409,3 +457,146 @@ class TestSameRuleAsTheBrowserClient:
         assert (got["WINDOW"], got["GAP_TIMEOUT_MS"]) == (WINDOW, GAP_TIMEOUT * 1000)
         for name, (_, steps) in SCENARIOS.items():
             check(steps, got["scenarios"][name])
+
+
+# -- the speaker's audio order: one table, two players ---------------------------------
+#
+# listen --audio-out (AudioOrder) and the browser's player.js (AudioPlayer) keep one
+# rule. Each step is ["push", speaker chunk number, at, expected] or ["wait", at,
+# expected]; before it, what is due by `at` expires (the client's tick, the player's
+# timer). Expected: the chunk numbers written/played, how many were skipped, how many
+# arrivals were dropped (late or twice). Times in milliseconds.
+
+
+def audio_result(written=(), skipped=0, dropped=0):
+    return {"written": list(written), "skipped": skipped, "dropped": dropped}
+
+
+QUIET = audio_result()
+
+AUDIO_SCENARIOS = {
+    "the first chunk waits the hold for earlier ones, then chunks are written at once": ({}, [
+        ["push", 1, 0, QUIET],
+        ["push", 2, 100, QUIET],
+        ["wait", 299, QUIET],
+        ["wait", 300, audio_result([1, 2])],
+        ["push", 3, 400, audio_result([3])],
+    ]),
+    "chunk 2 delivered before chunk 1 within the hold: written 1, 2": ({}, [
+        ["push", 2, 0, QUIET],
+        ["push", 1, 200, QUIET],
+        ["wait", 299, QUIET],
+        ["wait", 300, audio_result([1, 2])],
+    ]),
+    "chunk 1 after the hold: 2 was written, 1 is dropped": ({}, [
+        ["push", 2, 0, QUIET],
+        ["wait", 300, audio_result([2])],
+        ["push", 1, 350, audio_result(dropped=1)],
+        ["push", 3, 400, audio_result([3])],
+    ]),
+    "a missing chunk holds the later ones, which it releases when it comes": ({}, [
+        ["push", 1, 0, QUIET],
+        ["push", 3, 400, audio_result([1])],
+        ["push", 2, 500, audio_result([2, 3])],
+    ]),
+    "a missing chunk is skipped after the hold and dropped if it comes later": ({}, [
+        ["push", 1, 0, QUIET],
+        ["push", 3, 1000, audio_result([1])],
+        ["wait", 1299, QUIET],
+        ["wait", 1300, audio_result([3], skipped=1)],
+        ["push", 2, 1400, audio_result(dropped=1)],
+    ]),
+    "a duplicate is dropped": ({}, [
+        ["push", 1, 0, QUIET],
+        ["push", 1, 350, audio_result([1], dropped=1)],
+    ]),
+    "more than the window (32) waiting behind a missing chunk give it up at once": ({}, [
+        ["push", 1, 0, QUIET],
+        ["wait", 300, audio_result([1])],
+        *[["push", n, 400, QUIET] for n in range(3, 35)],
+        ["push", 35, 400, audio_result(range(3, 36), skipped=1)],
+    ]),
+    "a longer hold (listen --audio-hold 5) waits that long for the first chunks": ({"holdMs": 5000}, [
+        ["push", 2, 0, QUIET],
+        ["push", 1, 4999, QUIET],
+        ["wait", 5000, audio_result([1, 2])],
+    ]),
+}
+
+_SKIPPED = re.compile(r"chunk\(s\) (\d+)\.\.(\d+) skipped")
+
+
+def run_audio_python(options, steps):
+    """The audio table's steps on AudioOrder, expiring what is due first, as the
+    client's tick does."""
+    audio = AudioOrder(hold=options.get("holdMs", AUDIO_HOLD * 1000))
+    out = []
+    for op, *args in steps:
+        args = args[:-1]  # the expectation
+        at = args[-1]
+        actions = []
+        due = audio.deadline()
+        if due is not None and at >= due:
+            actions += audio.expire(at)
+        if op == "push":
+            actions += audio.push(args[0], str(args[0]).encode(), at)
+        gaps = [_SKIPPED.search(text) for text in notes(actions)]
+        out.append(audio_result([int(data) for data in written(actions)],
+                                skipped=sum(int(g[2]) - int(g[1]) + 1 for g in gaps if g),
+                                dropped=sum("came too late or twice" in text for text in notes(actions))))
+    return out
+
+
+PLAYER_DRIVER = """
+import { readFileSync } from "node:fs";
+import { mock } from "node:test";
+import { AudioPlayer } from %s;
+const out = {};
+for (const [name, [options, steps]] of Object.entries(JSON.parse(readFileSync(0, "utf8")))) {
+  mock.timers.enable({ apis: ["setTimeout"] });
+  let clock = 0;
+  const player = new AudioPlayer({ ...options, now: () => clock });  // never started: no AudioContext
+  out[name] = steps.map(([op, ...args]) => {
+    const before = player.stats;
+    const at = args[args.length - 1];
+    const elapsed = at - clock;
+    clock = at;  // what the timer's callback reads, as the client's tick(at)
+    mock.timers.tick(elapsed);  // the player's own timer expires what is due
+    if (op === "push") {
+      player.push({ type: "audio", format: "pcm16/16000", speakerSequenceNumber: args[0],
+        audioData: Buffer.from([1, 0]).toString("base64") });
+    } else if (op !== "wait") throw new Error(`unknown step ${op}`);
+    const after = player.stats;
+    return { written: after.played.slice(before.played.length), skipped: after.skipped - before.skipped,
+      dropped: after.late - before.late };
+  });
+  player.close();
+  mock.timers.reset();
+}
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+class TestSameAudioRuleAsTheBrowserPlayer:
+    @pytest.mark.parametrize("name", AUDIO_SCENARIOS)
+    def test_audio_order_follows_the_scenario(self, name):
+        """AudioOrder (listen --audio-out) gives the table's results, step by step."""
+        options, steps = AUDIO_SCENARIOS[name]
+        check(steps, run_audio_python(options, steps))
+
+    def test_the_table_uses_the_documented_hold_and_window(self):
+        """The default scenarios are written for 300 ms and 32 chunks."""
+        assert (AUDIO_HOLD, AUDIO_WINDOW) == (0.3, 32)
+
+    @pytest.mark.skipif(shutil.which("node") is None, reason="node (>= 20) runs player.js; install nodejs")
+    def test_player_js_follows_the_same_scenarios(self):
+        """web/assets/js/lib/player.js, driven by its own timer (node's mock timers),
+        plays the same chunks, skips and drops the same ones, with its default hold
+        and window: the browser and `listen --audio-out` keep one rule."""
+        table = {name: [options, [step[:-1] for step in steps]] for name, (options, steps) in AUDIO_SCENARIOS.items()}
+        done = subprocess.run(["node", "--input-type=module", "-e", PLAYER_DRIVER % json.dumps(PLAYER_JS.as_uri())],
+                              input=json.dumps(table), capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        got = json.loads(done.stdout)
+        for name, (_, steps) in AUDIO_SCENARIOS.items():
+            check(steps, got[name])

@@ -755,8 +755,9 @@ class TestListenerBroadcast:
         assert actions[-1] == Exit(0, "session ended (speakerEnded)")
 
     def test_received_audio_is_written_in_the_speakers_order(self):
-        """With audio_out, chunks are written by speakerSequenceNumber: one that overtook
-        its predecessor waits for it, a missing one is skipped after 300 ms, and what
+        """With audio_out, chunks are written by speakerSequenceNumber: the first ones
+        wait 300 ms for earlier ones (one may overtake them), one that overtook its
+        predecessor waits for it, a missing one is skipped after 300 ms, and what
         still waits is written at sessionEnded."""
         protocol = listener(audio_out=True)
         first = joined(protocol)
@@ -764,22 +765,25 @@ class TestListenerBroadcast:
         def written(actions):
             return [a.data for a in actions if isinstance(a, WriteAudio)]
 
-        assert written(protocol.received(first.key, audio(1, b"A1", speaker_seq=1), 1.0)) == [b"A1"]
-        assert written(protocol.received(first.key, audio(2, b"A3", speaker_seq=3), 1.1)) == []
-        assert written(protocol.received(first.key, audio(3, b"A2", speaker_seq=2), 1.2)) == [b"A2", b"A3"]
-        assert written(protocol.received(first.key, audio(4, b"A5", speaker_seq=5), 2.0)) == []
+        assert written(protocol.received(first.key, audio(1, b"A2", speaker_seq=2), 1.0)) == []
+        assert written(protocol.received(first.key, audio(2, b"A1", speaker_seq=1), 1.1)) == []
+        assert protocol.next_wakeup() == pytest.approx(1.3)
+        assert written(protocol.tick(1.3)) == [b"A1", b"A2"]
+        assert written(protocol.received(first.key, audio(3, b"A4", speaker_seq=4), 1.4)) == []
+        assert written(protocol.received(first.key, audio(4, b"A3", speaker_seq=3), 1.5)) == [b"A3", b"A4"]
+        assert written(protocol.received(first.key, audio(5, b"A6", speaker_seq=6), 2.0)) == []
         assert protocol.next_wakeup() == pytest.approx(2.3)
         skipped = protocol.tick(2.3)
-        assert written(skipped) == [b"A5"] and "4..4 skipped" in notes(skipped)[0]
-        protocol.received(first.key, audio(5, b"A7", speaker_seq=7), 2.5)
+        assert written(skipped) == [b"A6"] and "5..5 skipped" in notes(skipped)[0]
+        protocol.received(first.key, audio(6, b"A8", speaker_seq=8), 2.5)
         ended = protocol.received(first.key, msg("sessionEnded", reason="speakerEnded"), 2.6)
-        assert written(ended) == [b"A7"]
+        assert written(ended) == [b"A8"]
         assert ended[-1] == Exit(0, "session ended (speakerEnded)")
 
     def test_audio_is_ordered_by_broadcast_number_first(self):
         """An audio message that overtook an earlier broadcast number waits for it, then
         both chunks are written in the speaker's order."""
-        protocol = listener(audio_out=True)
+        protocol = listener(audio_out=True, audio_hold=0.0)
         first = joined(protocol)
         assert protocol.received(first.key, audio(2, b"B", speaker_seq=2), 1.0) == []
         actions = protocol.received(first.key, audio(1, b"A", speaker_seq=1), 1.1)

@@ -1,7 +1,10 @@
 // Listener audio: received "pcm16/16000" chunks played through Web Audio in the
-// speaker's order (`speakerSequenceNumber`), with a small jitter buffer. A chunk
-// that is missing holds the ones after it for `holdMs`, then is skipped; one that
-// comes after its turn is dropped (playing it would repeat the past). An
+// speaker's order (`speakerSequenceNumber`), with a small jitter buffer. The first
+// chunk is held `holdMs` too (an earlier one may overtake it: concurrent sendAudio
+// invocations), then playing starts at the lowest number seen. A chunk that is
+// missing holds the ones after it for `holdMs`, then is skipped; one that comes
+// after its turn is dropped (playing it would repeat the past). The same rule as
+// `listen --audio-out` (broadcast_client/ordering.py, AudioOrder). An
 // AnalyserNode after the volume counts the non-silent samples that reach the
 // audio graph (`stats`).
 
@@ -100,7 +103,8 @@ export class AudioPlayer {
       this._play(bytes, null);
       return;
     }
-    if (this._order.next === null) this._order.reset(number - 1);
+    // No baseline: the buffer holds the first chunks for holdMs, then starts at the
+    // lowest number seen (ReorderBuffer's rule when a welcome was lost).
     const result = this._order.push(number, { bytes, number }, this._now());
     if (result.late || result.duplicate) this._stats.late += 1;
     this._release(result);
