@@ -77,3 +77,17 @@ class TestCatalogue:
         """At most one dimension besides Stage, from a closed list."""
         allowed = {None, "Intent", "Code", "Limit", "Role", "Reason", "Function"}
         assert {spec.dimension for spec in CATALOGUE.values()} <= allowed
+
+
+class TestDocumentation:
+    def test_doc_table_is_the_catalogue(self):
+        """docs/observability.md's metrics table lists exactly the declared metrics,
+        with their units, dimensions and meanings, in declaration order
+        (`python tools/metrics_table.py --write` regenerates it)."""
+        from pathlib import Path
+
+        doc = (Path(__file__).resolve().parents[2] / "docs" / "observability.md").read_text()
+        rows = [f"| `{spec.name}` | {spec.unit} | `Stage`{f', `{spec.dimension}`' if spec.dimension else ''} "
+                f"| {spec.doc} |" for spec in CATALOGUE.values()]
+        table = "\n".join(["| metric | unit | dimensions | meaning |", "|---|---|---|---|", *rows]) + "\n\n"
+        assert table in doc
