@@ -95,9 +95,14 @@ class Collector:
                 by_code[dict(extra).get("Code", "?")] += int(value)
         refusals = sum(by_code.values())
         detail = (" (" + ", ".join(f"{code} {n}" for code, n in by_code.most_common()) + ")") if refusals else ""
-        return (f"summary: {sessions} sessions, {listeners} listeners, {connections} connections open; "
+        return (f"summary: {_n(sessions, 'session')}, {_n(listeners, 'listener')}, "
+                f"{_n(connections, 'connection')} open; "
                 f"{'last minute' if period == 60 else f'last {period:g} s'}: "
-                f"{messages} messages, {refusals} refusals{detail}")
+                f"{_n(messages, 'message')}, {_n(refusals, 'refusal')}{detail}")
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 class StdoutTap:

@@ -246,7 +246,7 @@ variable "alarm_period_seconds" {
 }
 
 variable "api_errors_threshold" {
-  description = "IntegrationError / ExecutionError count per period at which the API alarms fire."
+  description = "ExecutionError count per period at which the API alarm fires (IntegrationError is routine: refused handshakes)."
   type        = number
   default     = 5
 

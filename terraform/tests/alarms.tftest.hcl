@@ -1,5 +1,5 @@
 # Plan-level checks of modules/alarms: every alarm watches a metric with the
-# dimensions the service really emits (tests/e2e/test_alarm_metrics.py checks
+# dimensions the service really emits (tests/terraform/test_alarm_metrics.py checks
 # they are emitted), nothing routine is watched, and every alarm notifies the topic.
 
 mock_provider "aws" {

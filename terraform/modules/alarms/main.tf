@@ -6,7 +6,7 @@ locals {
   # token is no Lambda error, $connect refusals are answers (API Gateway counts
   # them in IntegrationError, which is therefore not watched), a gone connection
   # is an outcome. Every alarm watches a metric the service really emits with
-  # exactly these dimensions (tests/e2e/test_alarm_metrics.py):
+  # exactly these dimensions (tests/terraform/test_alarm_metrics.py):
   # - AWS/Lambda Errors, Throttles: FunctionName;
   # - AWS/ApiGateway (WebSocket) ExecutionError: ApiId + Stage;
   # - AWS/DynamoDB ReadThrottleEvents, WriteThrottleEvents: TableName, and

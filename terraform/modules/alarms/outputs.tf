@@ -32,7 +32,7 @@ output "alarm_descriptions" {
 }
 
 output "alarm_metrics" {
-  description = "Every metric each alarm watches, by alarm name: namespace, metric name and dimensions (tests/e2e/test_alarm_metrics.py checks each one is emitted)."
+  description = "Every metric each alarm watches, by alarm name: namespace, metric name and dimensions (tests/terraform/test_alarm_metrics.py checks each one is emitted)."
   value = {
     for alarm in local.alarms : alarm.alarm_name => concat(
       alarm.metric_name == null || alarm.metric_name == "" ? [] : [{ namespace = alarm.namespace, metric_name = alarm.metric_name, dimensions = alarm.dimensions }],

@@ -65,7 +65,7 @@ variable "tables" {
 variable "dynamodb_operations" {
   description = "Operations whose SystemErrors are summed per table (SystemErrors is only emitted per TableName and Operation)."
   type        = list(string)
-  default     = ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "TransactWriteItems"]
+  default     = ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "TransactWriteItems", "BatchGetItem", "BatchWriteItem"]
 
   validation {
     condition     = length(var.dynamodb_operations) >= 1 && length(var.dynamodb_operations) <= 9

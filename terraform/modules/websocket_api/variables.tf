@@ -96,16 +96,14 @@ variable "log_kms_key_arn" {
 }
 
 variable "access_log_format" {
-  description = "Fields of the JSON access log line: name to $context variable of WebSocket APIs."
+  description = "Fields of the JSON access log line: name to $context variable of WebSocket APIs. Never the connection id or the client address (the app logs a keyed hash of the first and nothing of the second; API Gateway can log only raw values)."
   type        = map(string)
   default = {
     requestId          = "$context.requestId"
     requestTime        = "$context.requestTimeEpoch"
-    connectionId       = "$context.connectionId"
     eventType          = "$context.eventType"
     routeKey           = "$context.routeKey"
     status             = "$context.status"
-    sourceIp           = "$context.identity.sourceIp"
     userAgent          = "$context.identity.userAgent"
     integrationStatus  = "$context.integrationStatus"
     integrationError   = "$context.integration.error"
@@ -120,6 +118,13 @@ variable "access_log_format" {
   validation {
     condition     = contains(keys(var.access_log_format), "requestId") || contains(values(var.access_log_format), "$context.requestId")
     error_message = "The access log format must include $context.requestId."
+  }
+
+  validation {
+    condition = alltrue([for value in values(var.access_log_format) : !strcontains(value, "$context.connectionId") && !strcontains(value, "$context.identity.sourceIp")])
+    # A raw connection id lets anyone who reads the log post to that listener;
+    # a client address is personal data. The app's own log lines carry neither.
+    error_message = "The access log must not hold $context.connectionId or $context.identity.sourceIp."
   }
 }
 
