@@ -162,7 +162,7 @@ run "iam_is_least_privilege" {
         for statement in statements : [for resource in statement.Resource : regex("/(POST|GET|DELETE)/", resource)[0]] if statement.Sid == "ManageConnections"
       ])) if !contains(["authorizer", "sweep", "api_handler"], name)
       }) == jsonencode({
-      deliver_welcome      = ["POST"]
+      deliver_welcome      = ["DELETE", "POST"]
       publish              = ["POST"]
       sweep_shard          = ["DELETE", "POST"]
       websocket_connect    = ["POST"]

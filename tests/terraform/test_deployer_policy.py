@@ -32,6 +32,7 @@ CREATE_ACTIONS = {
     "aws_cloudwatch_event_rule": "events:PutRule",
     "aws_cloudwatch_event_target": "events:PutTargets",
     "aws_cloudwatch_metric_alarm": "cloudwatch:PutMetricAlarm",
+    "aws_cloudwatch_dashboard": "cloudwatch:PutDashboard",
     "aws_sns_topic": "sns:CreateTopic",
     "aws_sns_topic_subscription": "sns:Subscribe",
     "aws_apigatewayv2_api": "apigateway:POST",
