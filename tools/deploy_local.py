@@ -8,7 +8,7 @@ moto_server), else an embedded moto started for the occasion (stopped at the
 end unless ``--hold``). Terraform runs on a copy of terraform/ under
 ``build/local/<stage>/terraform`` with its own local state there (no ``-state``
 flag, which Terraform keeps only for the legacy local backend), test
-credentials, ``aws_max_retries = 1`` and ``emulator_endpoint_url``; the outputs
+credentials, ``aws_max_retries = 3`` (transient errors retried, not minutes of them) and ``emulator_endpoint_url``; the outputs
 are written to ``build/local/<stage>/outputs.json`` for ``make run-deployed``
 and ``make speaker-user LOCAL=1``.
 """
@@ -78,7 +78,7 @@ def deploy(args, endpoint: str, embedded: bool) -> int:
             (tree / stale).unlink(missing_ok=True)
     tf = [args.terraform]
     variables = [f"-var=stage={args.stage}", f"-var=aws_region={env['AWS_DEFAULT_REGION']}",
-                 f"-var=manifest_path={Path(args.manifest).resolve()}", "-var=aws_max_retries=1",
+                 f"-var=manifest_path={Path(args.manifest).resolve()}", "-var=aws_max_retries=3",
                  f"-var=emulator_endpoint_url={endpoint}",
                  f"-var=lambda_runtime={args.runtime}", f"-var=lambda_architecture={args.arch}"]
     variables += [f"-var-file={Path(f).resolve()}" for f in args.var_file]

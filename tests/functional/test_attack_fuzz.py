@@ -262,8 +262,8 @@ def message_bodies(room):
 
 def connect_oracle(room, query):
     """Why this query must not be admitted, or None if it may be."""
-    action = query.get("action")
-    if action is None and "sessionId" in query and "targetLanguage" in query:
+    action = query.get("action") or None  # "action=" (empty) is as good as omitted
+    if action is None and query.get("sessionId") and query.get("targetLanguage"):
         action = "joinSession"
     speaker = action == "createSession" or (action == "refreshConnection" and query.get("role") == "speaker")
     if speaker and query.get("token") != room.token:

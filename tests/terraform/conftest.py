@@ -65,7 +65,9 @@ class Stack:
             f"-var=aws_region={REGION}",
             f"-var=manifest_path={package.manifest}",
             f"-var=package_zip_path={package.zip}",
-            "-var=aws_max_retries=1",  # moto: fail fast instead of retrying for minutes
+            # moto: a transient error (a connection its server dropped under load) is
+            # retried, an unsupported call fails in seconds, not the default minutes.
+            "-var=aws_max_retries=3",
             "-var=alarm_email=oncall@example.com",
             # moto's Cognito serves the pool's keys over http.
             f"-var=emulator_endpoint_url={endpoint}",

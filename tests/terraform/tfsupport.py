@@ -150,7 +150,7 @@ def plan_json(terraform: Terraform, tree: Path, endpoint: str, *variables: str) 
            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}
     terraform.run(tree, "plan", "-input=false", "-no-color", "-out=observed.tfplan",
                   "-var=stage=dev", "-var=manifest_path=tests/fixtures/manifest.json",
-                  "-var=aws_max_retries=1", *variables, env=env, timeout=300)
+                  "-var=aws_max_retries=3", *variables, env=env, timeout=300)
     return json.loads(terraform.run(tree, "show", "-json", "observed.tfplan", env=env).stdout)
 
 
