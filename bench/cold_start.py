@@ -131,10 +131,8 @@ def _events(session_id, speaker, listener, token, endpoint):
 
 def measure(zip_path: Path, runs: int = RUNS) -> dict:
     """{function: {import_ms, request_ms, total_ms}} medians, plus the interpreter's."""
-    from moto.server import ThreadedMotoServer
-
     from chalicelib.config import Config
-    from local_stack.aws import serialise_moto_dynamodb, untrack_moto_dynamodb_models
+    from local_stack.moto_server import MotoServer
 
     for name in RUNTIME_PACKAGES:  # compiled, as in the Lambda runtime
         path = SITE / name
@@ -143,15 +141,8 @@ def measure(zip_path: Path, runs: int = RUNS) -> dict:
         elif path.is_file():
             compileall.compile_file(str(path), quiet=2)
 
-    import logging
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    serialise_moto_dynamodb()
-    untrack_moto_dynamodb_models()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    aws = f"http://{host}:{port}"
+    moto = MotoServer(port=0)  # the project's one way of starting moto
+    aws = moto.start()
     from local_stack.issuer import LocalIssuer
 
     state = Path(tempfile.mkdtemp(prefix="bench-cold-"))
@@ -192,6 +183,7 @@ def measure(zip_path: Path, runs: int = RUNS) -> dict:
                 samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
             results[function] = {key: statistics.median(s[key] for s in samples)
                                  for key in ("import_ms", "request_ms", "total_ms")}
+            results[function]["result"] = samples[-1]["result"]  # what the handler returned
         return results
     finally:
         endpoint.shutdown()
