@@ -55,7 +55,7 @@ test: $(STAMP) ## Run the whole test suite (unit, functional, e2e, terraform)
 UNIT_TESTS := tests/unit $(addprefix tests/local_stack/,test_apigw_events.py \
               test_apigw_decisions.py test_apigw_connection.py test_client_protocol.py test_client_ordering.py \
               test_client_token_hints.py test_schedule.py test_lambda_runtime.py test_issuer.py \
-              test_sigv4.py test_logsafe.py)
+              test_sigv4.py test_logsafe.py test_metrics_collector.py)
 
 test-unit: $(STAMP) ## Run the pure tests: no server, no moto (about 5 s)
 	$(PY) -m pytest $(UNIT_TESTS) $(PYTEST_ARGS)

@@ -607,12 +607,12 @@ class Gateway:
         return web.json_response(self.metrics.snapshot(), headers={"Cache-Control": "no-store"})
 
     async def run_summaries(self) -> None:
-        """One line on stdout per period while anything is connected."""
+        """One line on stdout per period in which anything was connected or happened."""
         while True:
             await asyncio.sleep(self.settings.summary_period)
-            if self.connections:
-                print(self.metrics.summary(len(self.connections), self.settings.summary_period),
-                      file=self.summary_stream or sys.__stdout__, flush=True)
+            line = self.metrics.summary(len(self.connections), self.settings.summary_period)
+            if line is not None:
+                print(line, file=self.summary_stream or sys.__stdout__, flush=True)
 
     #: Where summaries go: the stack's own stdout (the functions' is tapped).
     summary_stream = None

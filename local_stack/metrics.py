@@ -82,10 +82,14 @@ class Collector:
             return {"namespace": "Broadcast", "since": self.started, "emfLines": self.lines,
                     "now": gauges, "counts": counts, "timings": timings, "series": series}
 
-    def summary(self, connections: int, period: float = 60) -> str:
-        """One line: what is connected now, what happened since the last line."""
+    def summary(self, connections: int, period: float = 60) -> Optional[str]:
+        """One line: what is connected now, what happened in the last ``period``
+        (each call closes a window, printed or not); None when nothing is connected
+        and nothing happened."""
         with self._lock:
             recent, self._since_summary = self._since_summary, Counter()
+            if not connections and not any(recent.values()):
+                return None
             sessions = int(sum(self._gauges["ActiveSessions"].values()))
             listeners = int(sum(self._gauges["ConnectedListeners"].values()))
         messages = int(sum(v for (name, _), v in recent.items() if name == "MessagesReceived"))

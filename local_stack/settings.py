@@ -60,8 +60,8 @@ class Settings:
     #: (chalicelib/aws.py, 32), or calls beyond it open connections urllib3 then
     #: discards; under one GIL, more threads would not run more Python anyway.
     max_workers: int = 32
-    #: ``make run``'s one-line summary, every this many seconds while anything is
-    #: connected (0: never).
+    #: ``make run``'s one-line summary, for each period of this many seconds in
+    #: which anything was connected or counted (0: never).
     summary_period: float = 60.0
     #: Key of the keyed hashes that stand in for connection ids in the log
     #: (``PRIVACY_KEY``, the app's variable); None: a random key per run.
