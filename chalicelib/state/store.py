@@ -372,7 +372,9 @@ class Store:
 
         A row whose place a refresh took over (``replacedBy``) is deleted without
         counting out: whatever ``listener`` says, the condition reads the row as it
-        is now."""
+        is now. A listener of an ended session is not counted out either: the
+        session's release counts its listeners (and the ``$disconnect`` its closes
+        cause would otherwise count the same listener a second time)."""
         try:
             self._db.transact(
                 dynamo.delete(
@@ -385,9 +387,11 @@ class Store:
                     {"sessionId": listener.session_id},
                     "ADD listenerCount :minus, " + _ROSTER_CHANGE,
                     # Never below zero, never an Update that recreates a session item
-                    # TTL already deleted.
-                    "attribute_exists(sessionId) AND listenerCount > :zero",
-                    values={":minus": -1, ":zero": 0, ":one": 1, ":rosterNow": now_ms},
+                    # TTL already deleted; an ended session's count is nobody's.
+                    "attribute_exists(sessionId) AND listenerCount > :zero AND #status = :active",
+                    names=_STATUS,
+                    values={":minus": -1, ":zero": 0, ":one": 1, ":rosterNow": now_ms,
+                            ":active": ACTIVE},
                 ),
             )
             return True
@@ -400,7 +404,7 @@ class Store:
                     "attribute_exists(replacedBy)",
                 )
                 return False
-            # The session item is gone (or already at zero): the row alone goes.
+            # The session is gone, ended, or already at zero: the row alone goes.
             self.delete_connection(listener.connection_id)
             return False
 

@@ -130,6 +130,28 @@ class TestMessageMetrics:
         assert gateway.metric("SessionsEnded", Reason="speakerEnded") == 1
 
 
+    def test_a_listener_closed_by_the_end_is_counted_out_once(self, gateway, speaker, monkeypatch):
+        """endSession closes each listener, and API Gateway may run a listener's
+        $disconnect before the release has deleted its row: ListenersLeft still
+        counts each listener once, and the ended session's count is left alone."""
+        speaker_cid, session_id = speaker
+        listeners = [join(gateway, session_id)[2] for _ in range(2)]
+        store = gateway.runtime.store
+        batch_delete = store.delete_connections
+
+        def disconnects_first(ids):
+            while gateway.pending_disconnects:  # the race: $disconnect lands first
+                gateway.disconnect_event(*gateway.pending_disconnects.pop(0))
+            return batch_delete(ids)
+
+        monkeypatch.setattr(store, "delete_connections", disconnects_first)
+        gateway.send(speaker_cid, {"action": "endSession"})
+        gateway.pump()
+        assert gateway.metric("ListenersLeft") == 2
+        assert all(store.get_connection(cid) is None for cid in listeners)
+        assert store.get_session(session_id).listener_count == 2  # as it was when it ended
+
+
 class TestSweepMetrics:
     def test_every_shard_run_reports_itself(self, gateway, speaker, config):
         """Each sweep_shard run: SweepShardRuns and SweepCompleted (it finished in
