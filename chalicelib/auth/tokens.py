@@ -59,6 +59,7 @@ class JwksCache:
         self._clock = clock
         self._keys: Dict[str, object] = {}
         self._next_fetch_at: Optional[float] = None
+        self._last_fetch_failed = False
         self._lock = threading.Lock()
 
     def key_for(self, kid: str):
@@ -68,6 +69,11 @@ class JwksCache:
             try:
                 return self._keys[kid]
             except KeyError:
+                if self._last_fetch_failed:
+                    # Waiting to retry a failed fetch: the key may well exist; the
+                    # speaker is told the keys are unavailable (503), not that the
+                    # token is bad (401, which would send them to sign in again).
+                    raise KeysUnavailable("signing keys unavailable (retrying)") from None
                 raise InvalidToken("unknown signing key id") from None
 
     def _may_refetch(self) -> bool:
@@ -82,10 +88,12 @@ class JwksCache:
             key_set = jwt.PyJWKSet.from_dict(document)
         except Exception as exc:  # network, JSON or key errors: refuse, don't crash
             self._next_fetch_at = now + min(self._cooldown, _RETRY_AFTER_FAILURE_SECONDS)
+            self._last_fetch_failed = True
             if self._on_failure is not None:
                 self._on_failure()
             raise KeysUnavailable(f"signing keys unavailable ({type(exc).__name__})") from None
         self._next_fetch_at = now + self._cooldown
+        self._last_fetch_failed = False
         self._keys = {
             key.key_id: key.key
             for key in key_set.keys

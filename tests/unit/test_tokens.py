@@ -6,7 +6,7 @@ import jwt
 import pytest
 
 from chalicelib.auth.authorizer import BAD_TOKEN, KEYS_UNAVAILABLE, authorize
-from chalicelib.auth.tokens import InvalidToken, JwksCache, TokenVerifier
+from chalicelib.auth.tokens import InvalidToken, JwksCache, KeysUnavailable, TokenVerifier
 from tests.support.tokens import AUDIENCE, ISSUER, Issuer
 
 
@@ -165,10 +165,13 @@ class TestJwksCache:
         clock = Clock()
         verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, token_use="id",
                                  jwks=JwksCache("u", cooldown=300, fetch=fetch, clock=clock))
-        with pytest.raises(InvalidToken):
+        with pytest.raises(KeysUnavailable):
+            verifier.verify(issuer.token())
+        clock.now += 1  # waiting to retry: still "unavailable" (503), never "bad token" (401)
+        with pytest.raises(KeysUnavailable):
             verifier.verify(issuer.token())
         state["up"] = True
-        clock.now += 6
+        clock.now += 5
         assert verifier.verify(issuer.token("carol")).user_id == "carol"
 
     def test_unreachable_jwks_refuses_instead_of_crashing(self, issuer):
