@@ -111,8 +111,10 @@ class Sweeper:
         time; the order is shuffled so that no session is always the one left over."""
         report = SweepReport(shard=shard)
         started = time.monotonic()
-        # Counted first: a run that fails still ran (the alarm on missing runs
-        # watches the schedule; the failure is AWS/Lambda Errors').
+        # Counted first, so a run that fails on an error still counts as run (the alarm
+        # on missing runs watches the schedule). A run Lambda kills (timeout, memory)
+        # prints nothing at all: that one is AWS/Lambda Errors', in sweep_shard's
+        # faults alarm.
         self._metrics.add("SweepShardRuns")
         self._metrics.set_property("shard", shard)
         entries = list(self._store.sweep_entries(shard))

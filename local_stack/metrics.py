@@ -23,6 +23,9 @@ from chalicelib.observability.metrics import CATALOGUE, is_emf, metric_values
 #: shard), not how many happened: the current value is the sum of each shard's last.
 GAUGES = ("ActiveSessions", "ConnectedListeners")
 REFUSALS = ("ConnectRefusals", "MessageRefusals")
+#: What clients did: a period with any of it gets a summary line even if nothing is
+#: connected at its end (the sweep's own counters, every few seconds, do not).
+ACTIVITY = REFUSALS + ("MessagesReceived", "ConnectionsAdmitted")
 
 Key = Tuple[str, Tuple[Tuple[str, str], ...]]
 
@@ -88,7 +91,7 @@ class Collector:
         and nothing happened."""
         with self._lock:
             recent, self._since_summary = self._since_summary, Counter()
-            if not connections and not any(recent.values()):
+            if not connections and not any(v for (name, _), v in recent.items() if name in ACTIVITY):
                 return None
             sessions = int(sum(self._gauges["ActiveSessions"].values()))
             listeners = int(sum(self._gauges["ConnectedListeners"].values()))

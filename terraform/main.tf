@@ -219,15 +219,17 @@ locals {
 module "functions" {
   source = "./modules/functions"
 
-  name_prefix                   = local.name_prefix
-  functions                     = local.functions
-  package_zip_path              = local.package_zip_path
-  runtime                       = var.lambda_runtime
-  architecture                  = var.lambda_architecture
-  environment                   = local.environment
-  permissions                   = local.permissions
-  asynchronous_invocation       = local.asynchronous_invocation
-  log_retention_days            = var.log_retention_days
+  name_prefix             = local.name_prefix
+  functions               = local.functions
+  package_zip_path        = local.package_zip_path
+  runtime                 = var.lambda_runtime
+  architecture            = var.lambda_architecture
+  environment             = local.environment
+  permissions             = local.permissions
+  asynchronous_invocation = local.asynchronous_invocation
+  log_retention_days      = var.log_retention_days
+  # LOG_LEVEL in Lambda's names, so Lambda keeps what the app writes.
+  application_log_level         = var.log_level == "WARNING" ? "WARN" : var.log_level
   schedules_enabled             = var.schedules_enabled
   role_permissions_boundary_arn = var.role_permissions_boundary_arn
 

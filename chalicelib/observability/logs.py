@@ -49,13 +49,18 @@ def ref(connection_id: Optional[str]) -> Optional[str]:
     return "c:" + hasher("connectionId", connection_id)
 
 
+#: Lambda's names for the levels (its JSON log format filters the function's lines
+#: by ``level`` at ``application_log_level``; "WARNING" is not one of its names).
+_LAMBDA_LEVELS = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         invocation = current()
         line = {
             "timestamp": datetime.fromtimestamp(record.created, timezone.utc)
                                  .strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-            "level": record.levelname,
+            "level": _LAMBDA_LEVELS.get(record.levelname, record.levelname),
             "logger": record.name,
             "message": record.getMessage(),
         }

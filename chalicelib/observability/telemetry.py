@@ -96,6 +96,11 @@ def chalice_name(function_name: str) -> str:
     return function_name.rsplit("-", 1)[-1] if function_name else "unknown"
 
 
+class InvocationFailed(Exception):
+    """What an invocation that failed on an uncaught error raises to Lambda: the
+    original's type name only (the original is in the app's own log line)."""
+
+
 class Telemetry:
     def __init__(self, *, stage: str, emit: Callable[[dict], None],
                  clock: Callable[[], float] = time.time) -> None:
@@ -123,13 +128,21 @@ class Telemetry:
         self._warm.add(function)
         token = _current.set(invocation)
         try:
-            return get_response(event)
-        except Exception:
-            # Uncaught: Lambda counts it in Errors too; Faults has every error our code
-            # saw (the alarm takes the larger of the two, see modules/alarms).
-            invocation.metrics.add("Faults", 1, function)
-            logger.exception("invocation failed")
-            raise
+            try:
+                response = get_response(event)
+            except Exception as exc:
+                # Uncaught: Lambda counts it in Errors too; Faults has every error our
+                # code saw (the alarm takes the larger of the two, see modules/alarms).
+                invocation.metrics.add("Faults", 1, function)
+                logger.exception("invocation failed")
+                # What Lambda's runtime logs of it (message, stack) bypasses our log's
+                # clipping and connection-id hashing: it gets the type's name alone.
+                raise InvocationFailed(type(exc).__name__) from None
+            if getattr(response, "status_code", None) == 500 and _http_route(event):
+                # A REST route's uncaught error: Chalice answers 500 itself, so neither
+                # the except above nor Lambda's Errors sees it.
+                invocation.metrics.add("Faults", 1, function)
+            return response
         finally:
             try:
                 self.flush(invocation)

@@ -437,6 +437,19 @@ run "observability" {
   }
 }
 
+run "lambda_keeps_what_log_level_lets_through" {
+  command = plan
+
+  variables {
+    log_level = "WARNING"
+  }
+
+  assert {
+    condition     = alltrue([for name, level in module.functions.application_log_levels : level == "WARN"]) && local.environment.LOG_LEVEL == "WARNING"
+    error_message = "LOG_LEVEL WARNING is Lambda's WARN: its JSON format would otherwise filter the app's lines at INFO."
+  }
+}
+
 run "no_sweep_alarms_without_the_schedule" {
   command = plan
 

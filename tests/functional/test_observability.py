@@ -106,7 +106,9 @@ class TestMessageMetrics:
         dynamodb.delete_table(TableName="Connections")
         gateway.record_lambda_errors = True
         gateway.close(speaker_cid)
-        assert [error.split(": ")[1] for error in gateway.lambda_errors] == ["ServiceUnavailable"]
+        # Lambda is told the type's name only; the app's own log line has the rest.
+        assert [error.split(": ", 1)[1] for error in gateway.lambda_errors] == \
+            ["InvocationFailed: ServiceUnavailable"]
         assert gateway.metric("Faults", Function="websocket_disconnect") == 1
 
     def test_a_client_mistake_is_no_fault(self, gateway, speaker):
@@ -189,6 +191,17 @@ class TestHealth:
         assert body["checks"] == {"sessions": "ok", "connections": "ok", "rateLimits": "unavailable"}
         assert gateway.metric("Faults", Function="api_handler") == 1
 
+    def test_a_bug_in_the_route_is_a_fault(self, gateway, monkeypatch):
+        """An uncaught error in GET /health: Chalice answers 500 itself (Lambda sees no
+        error), and Faults{api_handler} still counts it, so its alarm can fire."""
+        def broken():
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(gateway.runtime.health, "check", broken)
+        status, _ = gateway.http("GET", "/health")
+        assert status == 500
+        assert gateway.metric("Faults", Function="api_handler") == 1
+
 
 class TestLogs:
     @pytest.fixture
@@ -231,7 +244,7 @@ class TestLogs:
             FakeManagementClient.post_to_connection = original
         assert gateway.metric("FanoutFailed") == 1
         (line,) = [line for line in lines() if line["message"].startswith("send failed")]
-        assert line["target"] == logs.ref(listener) and line["level"] == "WARNING"
+        assert line["target"] == logs.ref(listener) and line["level"] == "WARN"
         text = json.dumps(lines())
         assert listener not in text and speaker_cid not in text
 

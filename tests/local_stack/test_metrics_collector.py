@@ -20,6 +20,12 @@ class TestSummary:
     def test_nothing_connected_and_nothing_counted_prints_nothing(self):
         assert Collector().summary(connections=0, period=10) is None
 
+    def test_the_sweep_alone_prints_nothing(self):
+        """An idle make run stays quiet: the sweep's own counters are no activity."""
+        collector = Collector()
+        feed(collector, ("SweepShardRuns", None), ("SweepCompleted", None))
+        assert collector.summary(connections=0, period=10) is None
+
     def test_a_refusal_with_nothing_connected_is_summarised(self):
         """A user trying refusals alone still sees them, once."""
         collector = Collector()

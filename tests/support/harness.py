@@ -165,7 +165,7 @@ class Gateway:
             if not self.record_lambda_errors:
                 raise
             name = getattr(handler, "__name__", type(handler).__name__)
-            self.lambda_errors.append(f"{name}: {type(exc).__name__}")
+            self.lambda_errors.append(f"{name}: {type(exc).__name__}: {exc}")
             return None
 
     # -- events ------------------------------------------------------------------

@@ -132,6 +132,10 @@ resource "aws_lambda_function" "this" {
   logging_config {
     log_format = var.log_format
     log_group  = aws_cloudwatch_log_group.this[each.key].name
+    # With JSON, Lambda drops the function's lines below this level (INFO when
+    # unset), whatever LOG_LEVEL lets through; only JSON takes these settings.
+    application_log_level = var.log_format == "JSON" ? var.application_log_level : null
+    system_log_level      = var.log_format == "JSON" ? "INFO" : null
   }
 
   tags = var.tags

@@ -33,6 +33,11 @@ output "log_formats" {
   value       = { for name, fn in aws_lambda_function.this : name => fn.logging_config[0].log_format }
 }
 
+output "application_log_levels" {
+  description = "The lowest level of each function's own lines Lambda keeps (JSON format), by Chalice name."
+  value       = { for name, fn in aws_lambda_function.this : name => fn.logging_config[0].application_log_level }
+}
+
 output "log_group_names" {
   description = "Log group name, by Chalice function name."
   value       = { for name, group in aws_cloudwatch_log_group.this : name => group.name }

@@ -168,6 +168,17 @@ variable "log_format" {
   }
 }
 
+variable "application_log_level" {
+  description = "Lambda's filter of the function's JSON lines (logging_config.application_log_level): the lowest level kept. Lambda's names: TRACE, DEBUG, INFO, WARN, ERROR, FATAL."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.application_log_level)
+    error_message = "application_log_level must be one of Lambda's: TRACE, DEBUG, INFO, WARN, ERROR, FATAL."
+  }
+}
+
 variable "log_kms_key_arn" {
   description = "KMS key ARN to encrypt the log groups with. null uses CloudWatch Logs' default encryption."
   type        = string
