@@ -48,8 +48,9 @@ def token_hints(token: Optional[str], now: float) -> str:
     try:
         header, claims = _claims(token)
     except Exception:  # any decoding failure means the same thing to a person
-        return ("the token is not a JWT (three base64url parts joined by dots): "
-                "check what was given as TOKEN=, --token or BROADCAST_TOKEN")
+        # No "TOKEN=" here: the client's display redacts whatever follows one.
+        return ("the token is not a JWT (three base64url-encoded JSON parts joined by dots): "
+                "check the value given to make's TOKEN, to --token or to BROADCAST_TOKEN")
     problems: List[str] = []
     exp = claims.get("exp")
     if not isinstance(exp, (int, float)):

@@ -165,6 +165,8 @@ class Admission:
         except errors.BroadcastError:
             self._count_connect(request)  # a malformed handshake counts too
             raise
+        # The refusal's log line names the session asked for (a valid id, never an echo).
+        annotate(session_id=getattr(intent, "session_id", None))
         now = self._clock()
         if isinstance(intent, JoinIntent):
             admitted = self._join(request, intent, now, count=True)
@@ -209,6 +211,8 @@ class Admission:
     def _count_admitted(self, admitted: _Admitted) -> None:
         if admitted.intent is None:
             return
+        # One line per admitted connection: what a session's log query finds first.
+        logger.info("connect admitted: %s", admitted.intent)
         self._metrics.add("ConnectionsAdmitted", 1, admitted.intent)
         if admitted.intent == "createSession":
             self._metrics.add("SessionsCreated")

@@ -53,6 +53,7 @@ class Departures:
         connection = self._store.get_connection(connection_id)
         if connection is not None:
             annotate(session_id=connection.session_id)
+            logger.info("disconnected: %s", "speaker" if connection.is_speaker else "listener")
             self.connection_left(connection, api, closed=True)
 
     def connection_left(self, connection: Connection, api: ConnectionsApi,

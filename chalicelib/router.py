@@ -94,6 +94,9 @@ class Router:
         if refusal.fault:
             self._metrics.fault()
             logger.error("%s failed: %s", shown(action), refusal.code, exc_info=exc or refusal)
+        else:  # the action named only if it is one of ours: a client's word is no log text
+            logger.info("message refused: %s", refusal.code,
+                        extra={"action": action if action in self.actions else None})
 
     def _sender(self, connection_id: str, action: str, now: float) -> Connection:
         """The sender's row, its activity recorded (``lastSeenAt``). Audio chunks come

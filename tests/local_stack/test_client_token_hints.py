@@ -7,6 +7,7 @@ import pytest
 
 from broadcast_client.actions import Exit, Open
 from broadcast_client.protocol import ClientProtocol, Role
+from broadcast_client.display import redact
 from broadcast_client.token_hints import token_hints
 from tests.support.tokens import AUDIENCE, ISSUER, Issuer
 
@@ -33,6 +34,7 @@ class TestTokenHints:
             hint = token_hints(token, NOW)
             assert hint.startswith("the token is not a JWT"), hint
             assert "SECRET" not in hint
+            assert redact(hint) == hint  # the display shows it whole ("TOKEN=***" garbled it)
 
     def test_a_well_formed_token_names_its_issuer_and_audience(self, issuer):
         """Nothing visibly wrong: the issuer and audience are shown to compare with the
