@@ -95,7 +95,11 @@ def test_a_refresh_mid_stream_loses_and_duplicates_nothing(open_page_here, refre
     assert played == list(range(played[0], played[0] + len(played))), f"audio lost or repeated: {played}"
     assert stats["audio"]["late"] == 0
     client = stats["client"]
-    assert (client["gaps"], client["reconnects"], client["late"]) == (0, 0, 0), client
+    assert (client["reconnects"], client["late"]) == (0, 0), client
+    # No gap inside what was received (contiguous, nothing late): a refresh lost nothing.
+    # A gap the client reports can only lie before the first number it received: a
+    # message published while its join was being admitted, which the join may miss
+    # (docs/protocol.md, "Joining while messages flow"), not something a refresh lost.
     assert client["duplicates"] > 0, "the overlap delivered nothing twice: no handover was exercised"
     speaker_stats = speaker.stats("broadcastSpeaker")
     assert speaker_stats["client"]["reconnects"] == 0
