@@ -117,6 +117,20 @@ class TestControls:
         assert store.get_session(session_id).listener_count == 8
         assert gateway.received(speaker_cid, "listenerPresence")[-1]["left"] == "de"
 
+    def test_a_listener_leaving_after_a_speaker_refresh_is_told_to_the_new_speaker(
+            self, gateway, speaker, issuer):
+        """The listener joined under the speaker's old connection; once that one is
+        gone, its leaving is told to the connection that took over (a read of the
+        session finds it)."""
+        old, session_id = speaker
+        _, _, listener = join(gateway, session_id, "fr")
+        status, _, new = gateway.connect({"action": "refreshConnection", "sessionId": session_id,
+                                          "role": "speaker", "token": issuer.token("alice")})
+        assert status == 200
+        gateway.close(old)
+        gateway.close(listener)
+        assert gateway.received(new, "listenerPresence")[-1]["left"] == "fr"
+
     @pytest.mark.parametrize(
         "action,listener_type,field,value",
         [
