@@ -23,10 +23,10 @@ import urllib.request
 
 import boto3
 import pytest
-from websockets.exceptions import InvalidStatus
 
 from tests.e2e.conftest import StackProcess
-from tests.support.aws_http import http, signed_http
+from tests.support.aws_http import http
+from tools import publish
 
 pytestmark = [pytest.mark.terraform, pytest.mark.e2e, pytest.mark.slow]
 
@@ -92,14 +92,6 @@ def wait_for(stack, metric, dimensions, timeout=30):
         time.sleep(0.2)
 
 
-def refused(stack, **query) -> int:
-    try:
-        with stack.connect(**query):
-            return 101
-    except InvalidStatus as exc:
-        return exc.response.status_code
-
-
 def reply_to(ws) -> dict:
     """The next message that is not a notice (a listener's presence, say)."""
     while True:
@@ -109,10 +101,7 @@ def reply_to(ws) -> dict:
 
 
 def invoke(stack, function, payload) -> dict:
-    status, _, body = signed_http("POST", f"{stack.http}/2015-03-31/functions/{function}/invocations",
-                                  json.dumps(payload).encode(), service="lambda")
-    assert status == 200
-    return json.loads(body)
+    return publish.invoke(payload, endpoint=stack.http, function=function, region="us-east-1")
 
 
 def drop_tables(stack) -> None:
@@ -150,7 +139,7 @@ def emitted(tmp_path_factory):
                 # (not a heartbeat: a sender seen in the last seconds is not read again)
                 speaker.send(json.dumps({"action": "getSessionStatus"}))
                 assert reply_to(speaker)["code"] == "SERVICE_UNAVAILABLE"
-                assert refused(healthy, action="joinSession", sessionId=session_id, targetLanguage="fr") == 503
+                assert healthy.status(action="joinSession", sessionId=session_id, targetLanguage="fr") == 503
                 assert http("GET", f"{healthy.http}/health")[0] == 503
                 assert invoke(healthy, "publish", {"sessionId": session_id, "data": {}})["error"]["code"] \
                     == "SERVICE_UNAVAILABLE"
@@ -172,7 +161,7 @@ def emitted(tmp_path_factory):
 
         # Signing keys unreachable: speakers refused with 503, each failed fetch counted.
         keyless = start("keyless", JWKS_URL="http://127.0.0.1:9/.well-known/jwks.json")
-        assert refused(keyless, action="createSession", sourceLanguage="en", token=keyless.token()) == 503
+        assert keyless.status(action="createSession", sourceLanguage="en", token=keyless.token()) == 503
         wait_for(keyless, "JwksFetchFailures", {"Stage": "dev"})
         found |= series(keyless)
     finally:
